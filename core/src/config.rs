@@ -1,0 +1,482 @@
+//! walmgr's configuration: one file per host, native TOML or walmgr3's `.ini`.
+//!
+//! Both formats are read into the same raw key/value map, `--set` overrides are laid over
+//! it, references between values are expanded, and only then is each value typed. Every
+//! error names the key and the line (or `--set`) it came from.
+
+mod ini;
+mod interpolate;
+mod keys;
+mod sample;
+mod system;
+mod toml_format;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Origin, Result};
+use keys::Kind;
+
+pub use sample::{MANUAL_MASTER_INI, MANUAL_SLAVE_INI};
+
+/// Which end of the shipping a config file is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Master,
+    Slave,
+}
+
+/// The syntax of a config file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// walmgr3's ConfigParser files with `%(name)s` references.
+    Ini,
+    /// The native format, with `${name}` references.
+    Toml,
+}
+
+impl Format {
+    /// `.toml` files are TOML; anything else is taken for a walmgr3 `.ini` file.
+    pub fn of_path(path: &Path) -> Format {
+        match path.extension() {
+            Some(ext) if ext.eq_ignore_ascii_case("toml") => Format::Toml,
+            _ => Format::Ini,
+        }
+    }
+}
+
+/// A loaded config. Keys are those of walmgr3's manual plus SPEC.md's additions; an
+/// empty value means the same as leaving the key out, as it did in walmgr3.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub source: PathBuf,
+    /// Master iff `master_data` is set.
+    pub role: Role,
+
+    /// skytools' default applies when unset: the config file's name without extension.
+    pub job_name: Option<String>,
+    pub logfile: Option<PathBuf>,
+    pub pidfile: Option<PathBuf>,
+    pub use_skylog: bool,
+
+    pub master_db: Option<String>,
+    pub master_data: Option<PathBuf>,
+    pub master_config: Option<PathBuf>,
+    pub master_bin: Option<PathBuf>,
+    pub master_restart_cmd: Option<String>,
+    /// `host`, `user@host` or `user@host:port`; None means the slave directories are local.
+    pub slave: Option<String>,
+    pub slave_config: Option<PathBuf>,
+
+    pub walmgr_data: Option<PathBuf>,
+    /// Default `${walmgr_data}/logs.complete`.
+    pub completed_wals: PathBuf,
+    /// Default `${walmgr_data}/logs.partial`.
+    pub partial_wals: PathBuf,
+    /// Default `${walmgr_data}/data.master`.
+    pub full_backup: PathBuf,
+    /// Default `${walmgr_data}/config.backup` when walmgr_data is set.
+    pub config_backup: Option<PathBuf>,
+
+    pub loop_delay: f64,
+    pub use_xlog_functions: bool,
+    pub compression: bool,
+    pub keep_symlinks: bool,
+    pub hot_standby: bool,
+    pub command_interval: Option<f64>,
+    pub periodic_command: Option<String>,
+
+    pub slave_data: Option<PathBuf>,
+    pub slave_bin: Option<PathBuf>,
+    pub slave_stop_cmd: Option<String>,
+    pub slave_start_cmd: Option<String>,
+    pub slave_config_dir: Option<PathBuf>,
+    pub slave_pg_xlog: Option<PathBuf>,
+    pub backup_datadir: bool,
+    pub keep_backups: u32,
+    pub archive_command: Option<String>,
+    pub primary_conninfo: Option<String>,
+
+    pub ssh_identity: Option<PathBuf>,
+    /// Default `~/.ssh/known_hosts`.
+    pub ssh_known_hosts: PathBuf,
+    /// Path of walmgr on the slave; default `walmgr` (found through the slave's PATH).
+    pub slave_walmgr: String,
+
+    origins: BTreeMap<String, Origin>,
+}
+
+/// A value as written, before references are expanded and before typing.
+#[derive(Debug, Clone, PartialEq)]
+enum RawValue {
+    Str(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl RawValue {
+    /// The text a `${name}` reference to a non-string TOML value stands for, also used to
+    /// quote the value in errors.
+    fn to_text(&self) -> String {
+        match self {
+            RawValue::Str(s) => s.clone(),
+            RawValue::Int(i) => i.to_string(),
+            RawValue::Float(f) => format!("{f:?}"),
+            RawValue::Bool(b) => b.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct RawEntry {
+    value: RawValue,
+    origin: Origin,
+}
+
+/// A value after typing.
+enum Typed {
+    Text(String),
+    Path(PathBuf),
+    Bool(bool),
+    Seconds(f64),
+    Count(u32),
+}
+
+impl Config {
+    /// Reads and parses the config file at `path`; the extension picks the format.
+    pub fn load(path: &Path, overrides: &[(String, String)]) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?;
+        Config::parse(&text, path, Format::of_path(path), overrides)
+    }
+
+    /// Parses config text; `source` is only used to name the file in errors (and for
+    /// skytools' `job_name`, `config_dir`, `config_file` defaults).
+    pub fn parse(
+        text: &str,
+        source: &Path,
+        format: Format,
+        overrides: &[(String, String)],
+    ) -> Result<Config> {
+        let mut entries = match format {
+            Format::Ini => ini::read(text, source)?,
+            Format::Toml => toml_format::read(text, source)?,
+        };
+        for (key, value) in overrides {
+            if keys::kind(key).is_none() {
+                return Err(Error::config(
+                    Origin::CommandLine,
+                    Some(key),
+                    keys::unknown_key_message(key),
+                ));
+            }
+            entries.insert(
+                key.clone(),
+                RawEntry {
+                    value: RawValue::Str(value.clone()),
+                    origin: Origin::CommandLine,
+                },
+            );
+        }
+
+        let mut resolver = interpolate::Resolver::new(&entries, format, source);
+        let mut typed: BTreeMap<&'static str, Typed> = BTreeMap::new();
+        let mut origins = BTreeMap::new();
+        for &(key, kind) in keys::KEYS {
+            let Some(entry) = entries.get(key) else {
+                continue;
+            };
+            origins.insert(key.to_owned(), entry.origin.clone());
+            let value = match &entry.value {
+                RawValue::Str(_) => RawValue::Str(resolver.text_of(key)?.unwrap_or_default()),
+                other => other.clone(),
+            };
+            if let Some(value) = to_typed(key, kind, value, &entry.origin)? {
+                typed.insert(key, value);
+            }
+        }
+
+        Config::build(typed, origins, source)
+    }
+
+    fn build(
+        mut typed: BTreeMap<&'static str, Typed>,
+        origins: BTreeMap<String, Origin>,
+        source: &Path,
+    ) -> Result<Config> {
+        let mut text = |k: &str| match typed.remove(k) {
+            Some(Typed::Text(s)) => Some(s),
+            _ => None,
+        };
+        let job_name = text("job_name").or_else(|| Some(interpolate::job_name_default(source)));
+        let master_db = text("master_db");
+        let master_restart_cmd = text("master_restart_cmd");
+        let slave = text("slave");
+        let periodic_command = text("periodic_command");
+        let slave_stop_cmd = text("slave_stop_cmd");
+        let slave_start_cmd = text("slave_start_cmd");
+        let archive_command = text("archive_command");
+        let primary_conninfo = text("primary_conninfo");
+        let slave_walmgr = text("slave_walmgr").unwrap_or_else(|| "walmgr".to_owned());
+
+        let mut path = |k: &str| match typed.remove(k) {
+            Some(Typed::Path(p)) => Some(p),
+            _ => None,
+        };
+        let walmgr_data = path("walmgr_data");
+        let slave_dir = |p: Option<PathBuf>| p.map(|p| strip_slave_prefix(p, slave.as_deref()));
+        let completed_wals = slave_dir(path("completed_wals"));
+        let partial_wals = slave_dir(path("partial_wals"));
+        let full_backup = slave_dir(path("full_backup"));
+        let config_backup = slave_dir(path("config_backup"));
+        let logfile = path("logfile");
+        let pidfile = path("pidfile");
+        let master_data = path("master_data");
+        let master_config = path("master_config");
+        let master_bin = path("master_bin");
+        let slave_config = path("slave_config");
+        let slave_data = path("slave_data");
+        let slave_bin = path("slave_bin");
+        let slave_config_dir = path("slave_config_dir");
+        let slave_pg_xlog = path("slave_pg_xlog");
+        let ssh_identity = path("ssh_identity");
+        let ssh_known_hosts = path("ssh_known_hosts");
+
+        let mut flag = |k: &str, default: bool| match typed.remove(k) {
+            Some(Typed::Bool(b)) => b,
+            _ => default,
+        };
+        let use_skylog = flag("use_skylog", false);
+        let use_xlog_functions = flag("use_xlog_functions", false);
+        let compression = flag("compression", false);
+        let keep_symlinks = flag("keep_symlinks", true);
+        let hot_standby = flag("hot_standby", false);
+        let backup_datadir = flag("backup_datadir", true);
+
+        let mut seconds = |k: &str| match typed.remove(k) {
+            Some(Typed::Seconds(s)) => Some(s),
+            _ => None,
+        };
+        let loop_delay = seconds("loop_delay").unwrap_or(10.0);
+        let command_interval = seconds("command_interval");
+        let keep_backups = match typed.remove("keep_backups") {
+            Some(Typed::Count(n)) => n,
+            _ => 0,
+        };
+
+        let default_dir = |p: Option<PathBuf>, name: &str| {
+            p.or_else(|| walmgr_data.as_ref().map(|d| d.join(name)))
+        };
+        let completed_wals = default_dir(completed_wals, "logs.complete");
+        let partial_wals = default_dir(partial_wals, "logs.partial");
+        let full_backup = default_dir(full_backup, "data.master");
+        let config_backup = default_dir(config_backup, "config.backup");
+        let (Some(completed_wals), Some(partial_wals), Some(full_backup)) = (
+            completed_wals.clone(),
+            partial_wals.clone(),
+            full_backup.clone(),
+        ) else {
+            let unset: Vec<&str> = [
+                ("completed_wals", &completed_wals),
+                ("partial_wals", &partial_wals),
+                ("full_backup", &full_backup),
+            ]
+            .iter()
+            .filter(|(_, p)| p.is_none())
+            .map(|(k, _)| *k)
+            .collect();
+            return Err(Error::config(
+                Origin::File(source.to_path_buf()),
+                Some("walmgr_data"),
+                format!(
+                    "not set, and neither is {}; set walmgr_data, or all of completed_wals, \
+                     partial_wals and full_backup",
+                    unset.join(", ")
+                ),
+            ));
+        };
+
+        let ssh_known_hosts = ssh_known_hosts.unwrap_or_else(|| match system::home_dir() {
+            Some(home) => home.join(".ssh/known_hosts"),
+            // Left unexpanded so that whoever opens it reports a path the user recognises.
+            None => PathBuf::from("~/.ssh/known_hosts"),
+        });
+
+        Ok(Config {
+            source: source.to_path_buf(),
+            role: if master_data.is_some() {
+                Role::Master
+            } else {
+                Role::Slave
+            },
+            job_name,
+            logfile,
+            pidfile,
+            use_skylog,
+            master_db,
+            master_data,
+            master_config,
+            master_bin,
+            master_restart_cmd,
+            slave,
+            slave_config,
+            walmgr_data,
+            completed_wals,
+            partial_wals,
+            full_backup,
+            config_backup,
+            loop_delay,
+            use_xlog_functions,
+            compression,
+            keep_symlinks,
+            hot_standby,
+            command_interval,
+            periodic_command,
+            slave_data,
+            slave_bin,
+            slave_stop_cmd,
+            slave_start_cmd,
+            slave_config_dir,
+            slave_pg_xlog,
+            backup_datadir,
+            keep_backups,
+            archive_command,
+            primary_conninfo,
+            ssh_identity,
+            ssh_known_hosts,
+            slave_walmgr,
+            origins,
+        })
+    }
+
+    /// Where `key` was set: its line, `--set`, or just the file when it was not set.
+    pub fn origin(&self, key: &str) -> Origin {
+        self.origins
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| Origin::File(self.source.clone()))
+    }
+
+    /// The error for a command that needs a key this config does not set.
+    pub fn missing(&self, key: &str, needed_by: &str) -> Error {
+        Error::config(
+            self.origin(key),
+            Some(key),
+            format!("required by `{needed_by}` but not set"),
+        )
+    }
+}
+
+/// Types one value; Ok(None) for an empty string, which leaves the key unset.
+fn to_typed(key: &str, kind: Kind, value: RawValue, origin: &Origin) -> Result<Option<Typed>> {
+    let wrong = |value: &RawValue| {
+        let got = match value {
+            RawValue::Str(s) => format!("{s:?}"),
+            other => other.to_text(),
+        };
+        Error::config(
+            origin.clone(),
+            Some(key),
+            format!("must be {}, not {got}", kind.describe()),
+        )
+    };
+    if let RawValue::Str(s) = &value {
+        if s.is_empty() {
+            return Ok(None);
+        }
+    }
+    let typed = match (kind, &value) {
+        (Kind::Text, RawValue::Str(s)) => Typed::Text(s.clone()),
+        (Kind::Path, RawValue::Str(s)) => Typed::Path(
+            system::expand_tilde(s).map_err(|m| Error::config(origin.clone(), Some(key), m))?,
+        ),
+        (Kind::Bool, RawValue::Bool(b)) => Typed::Bool(*b),
+        // walmgr3 read most flags with getint and tested "nonzero".
+        (Kind::Bool, RawValue::Int(i)) => Typed::Bool(*i != 0),
+        (Kind::Bool, RawValue::Str(s)) => match s.to_ascii_lowercase().as_str() {
+            "1" | "yes" | "true" | "on" => Typed::Bool(true),
+            "0" | "no" | "false" | "off" => Typed::Bool(false),
+            digits => match digits.parse::<i64>() {
+                Ok(i) => Typed::Bool(i != 0),
+                Err(_) => return Err(wrong(&value)),
+            },
+        },
+        (Kind::Seconds, RawValue::Int(i)) if *i >= 0 => Typed::Seconds(*i as f64),
+        (Kind::Seconds, RawValue::Float(f)) if f.is_finite() && *f >= 0.0 => Typed::Seconds(*f),
+        (Kind::Seconds, RawValue::Str(s)) => match s.parse::<f64>() {
+            Ok(f) if f.is_finite() && f >= 0.0 => Typed::Seconds(f),
+            _ => return Err(wrong(&value)),
+        },
+        (Kind::Count, RawValue::Int(i)) => match u32::try_from(*i) {
+            Ok(n) => Typed::Count(n),
+            Err(_) => return Err(wrong(&value)),
+        },
+        (Kind::Count, RawValue::Str(s)) if s.bytes().all(|b| b.is_ascii_digit()) => {
+            match s.parse::<u32>() {
+                Ok(n) => Typed::Count(n),
+                Err(_) => return Err(wrong(&value)),
+            }
+        }
+        _ => return Err(wrong(&value)),
+    };
+    Ok(Some(typed))
+}
+
+/// walmgr3's `--init-master` wrote slave directories in rsync notation,
+/// `%(slave)s:%(walmgr_data)s/...`; here the transport is chosen by `slave`, so the
+/// prefix is redundant and dropped.
+fn strip_slave_prefix(path: PathBuf, slave: Option<&str>) -> PathBuf {
+    let Some(slave) = slave else {
+        return path;
+    };
+    match path
+        .to_str()
+        .and_then(|p| p.strip_prefix(slave)?.strip_prefix(':'))
+    {
+        Some(rest) if !rest.is_empty() => {
+            system::expand_tilde(rest).unwrap_or_else(|_| PathBuf::from(rest))
+        }
+        _ => path,
+    }
+}
+
+/// Parses `--set` arguments (`key=value[,key=value]`, the option may be repeated) into
+/// pairs. Keys are case-insensitive, as in walmgr3.
+pub fn parse_overrides(args: &[String]) -> Result<Vec<(String, String)>> {
+    let mut pairs = Vec::new();
+    for arg in args {
+        for piece in arg.split(',') {
+            if piece.trim().is_empty() {
+                continue;
+            }
+            let Some((key, value)) = piece.split_once('=') else {
+                return Err(Error::Usage(format!(
+                    "--set: {:?} is not key=value",
+                    piece.trim()
+                )));
+            };
+            let key = key.trim().to_lowercase();
+            if key.is_empty() {
+                return Err(Error::Usage(format!(
+                    "--set: {:?} has no key before '='",
+                    piece.trim()
+                )));
+            }
+            pairs.push((key, value.trim().to_owned()));
+        }
+    }
+    Ok(pairs)
+}
+
+/// The commented sample master config in the native format (`walmgr --ini`).
+pub fn sample_master_toml() -> &'static str {
+    sample::SAMPLE_MASTER_TOML
+}
+
+/// The commented sample slave config in the native format (`walmgr --ini`).
+pub fn sample_slave_toml() -> &'static str {
+    sample::SAMPLE_SLAVE_TOML
+}

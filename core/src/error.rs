@@ -1,0 +1,98 @@
+//! The one error type of walmgr-core. Every variant names the file, key or WAL name it is
+//! about, so the message alone tells a DBA what to look at.
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Where a configuration value came from: a line of a file, or `--set`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Line(PathBuf, usize),
+    File(PathBuf),
+    CommandLine,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Line(path, line) => write!(f, "{}:{}", path.display(), line),
+            Origin::File(path) => write!(f, "{}", path.display()),
+            Origin::CommandLine => write!(f, "--set"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{origin}: {}{message}", key.as_ref().map(|k| format!("key '{k}': ")).unwrap_or_default())]
+    Config {
+        origin: Origin,
+        key: Option<String>,
+        message: String,
+    },
+
+    #[error("could not {action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("{name:?} is not a WAL file name: {reason}")]
+    WalName { name: String, reason: String },
+
+    #[error(
+        "{} already exists with different content; the archived copy was left unchanged \
+         (check that two clusters do not archive into the same directory)",
+        path.display()
+    )]
+    Conflict { path: PathBuf },
+
+    #[error("{}: damaged WAL file: {reason}", path.display())]
+    Damaged { path: PathBuf, reason: String },
+
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Error {
+    pub fn config(origin: Origin, key: Option<&str>, message: impl Into<String>) -> Self {
+        Error::Config {
+            origin,
+            key: key.map(str::to_owned),
+            message: message.into(),
+        }
+    }
+
+    pub fn io(action: &'static str, path: impl AsRef<Path>, source: io::Error) -> Self {
+        Error::Io {
+            action,
+            path: path.as_ref().to_path_buf(),
+            source,
+        }
+    }
+
+    pub fn wal_name(name: &str, reason: impl Into<String>) -> Self {
+        Error::WalName {
+            name: name.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn damaged(path: impl AsRef<Path>, reason: impl Into<String>) -> Self {
+        Error::Damaged {
+            path: path.as_ref().to_path_buf(),
+            reason: reason.into(),
+        }
+    }
+
+    /// True when the error means "the file is simply not there", which xrestore reports
+    /// to PostgreSQL as an ordinary miss rather than a failure.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
+    }
+}

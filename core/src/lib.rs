@@ -1,0 +1,16 @@
+//! walmgr-core: everything walmgr knows that does not need a running server.
+//!
+//! The extension and the CLI are thin adapters around this crate: they parse and validate
+//! their input, then call in here. Nothing in this crate links against PostgreSQL.
+
+pub mod changes;
+pub mod config;
+pub mod error;
+pub mod lsn;
+pub mod server_settings;
+pub mod store;
+pub mod transport;
+pub mod wal_name;
+pub mod wal_segment;
+
+pub use error::{Error, Result};

@@ -1,0 +1,473 @@
+//! The archive directory: where completed WAL files live, and the only code that writes them.
+//!
+//! The durability rules, each enforced below next to the line that keeps it:
+//! - a file is visible under its final name only once it is complete and on disk;
+//! - success is reported only after the file and its directory entry are fsynced;
+//! - an existing file is never replaced: the same bytes again count as success (PostgreSQL
+//!   retries a file whose archiving it could not confirm), different bytes are an error.
+
+use std::ffi::CString;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::wal_name::WalFileName;
+use crate::wal_segment::{LongPageHeader, LONG_HEADER_LEN};
+
+/// Archived files hold the cluster's data: readable by its owner only.
+const FILE_MODE: u32 = 0o600;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// The file was written and made durable.
+    Written,
+    /// An identical copy was already archived (a retry after a lost acknowledgement).
+    AlreadyPresent,
+}
+
+#[derive(Debug, Clone)]
+pub struct ArchiveStore {
+    dir: PathBuf,
+}
+
+impl ArchiveStore {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        ArchiveStore { dir: dir.into() }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn path_of(&self, name: &WalFileName) -> PathBuf {
+        self.dir.join(name.to_string())
+    }
+
+    /// Archives the file at `src` under `name`.
+    pub fn archive_file(&self, name: &WalFileName, src: &Path) -> Result<Stored> {
+        let file = File::open(src).map_err(|e| Error::io("open", src, e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io("stat", src, e))?
+            .len();
+        self.archive_stream(name, file, len)
+    }
+
+    /// Archives exactly `len` bytes read from `data` under `name`. This is the single write
+    /// path of the archive, whatever brought the bytes (a local file or a transport).
+    pub fn archive_stream(&self, name: &WalFileName, data: impl Read, len: u64) -> Result<Stored> {
+        let final_path = self.path_of(name);
+        let temp = TempFile::create(&self.dir, &name.to_string())?;
+
+        // std::io::copy from a file uses copy_file_range: the bytes never pass through us.
+        let copied = io::copy(&mut data.take(len), &mut &temp.file)
+            .map_err(|e| Error::io("write", &temp.path, e))?;
+        if copied != len {
+            return Err(Error::damaged(
+                &temp.path,
+                format!("expected {len} bytes for {name}, got {copied} (source shrank?)"),
+            ));
+        }
+        // A damaged or misnamed segment must not enter the archive: recovery would stop at it.
+        check_contents(name, &temp.file, &temp.path, len)?;
+
+        // fsync before rename: after a crash the final name must never point at a file
+        // whose blocks did not reach the disk.
+        temp.file
+            .sync_data()
+            .map_err(|e| Error::io("fsync", &temp.path, e))?;
+
+        // Publish without replacing: another writer may have finished the same name since.
+        match rename_noreplace(&temp.path, &final_path) {
+            Ok(()) => {
+                temp.disarm();
+                fsync_dir(&self.dir)?;
+                Ok(Stored::Written)
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                let existing =
+                    File::open(&final_path).map_err(|e| Error::io("open", &final_path, e))?;
+                if !same_contents(&temp.file, &existing)
+                    .map_err(|e| Error::io("compare", &final_path, e))?
+                {
+                    return Err(Error::Conflict { path: final_path });
+                }
+                // The earlier copy may predate a crash that lost its fsync; make sure now.
+                existing
+                    .sync_all()
+                    .map_err(|e| Error::io("fsync", &final_path, e))?;
+                fsync_dir(&self.dir)?;
+                Ok(Stored::AlreadyPresent)
+            }
+            Err(e) => Err(Error::io("rename into place", &final_path, e)),
+        }
+    }
+
+    /// Copies the archived `name` to `dst` for recovery. Fails with a not-found error
+    /// (see [`Error::is_not_found`]) when the archive does not have it (yet).
+    ///
+    /// `dst` appears only when complete (temp + rename), so PostgreSQL never reads a torn
+    /// file. No fsync: the file is read by recovery straight away and re-fetched after a crash.
+    pub fn restore_to(&self, name: &WalFileName, dst: &Path) -> Result<u64> {
+        let src_path = self.path_of(name);
+        let mut src = File::open(&src_path).map_err(|e| Error::io("open", &src_path, e))?;
+        let len = src
+            .metadata()
+            .map_err(|e| Error::io("stat", &src_path, e))?
+            .len();
+        check_contents(name, &src, &src_path, len)?;
+        src.seek(SeekFrom::Start(0))
+            .map_err(|e| Error::io("read", &src_path, e))?;
+
+        let dst_dir = match dst.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let dst_name = dst
+            .file_name()
+            .ok_or_else(|| Error::Usage(format!("{} is not a file path", dst.display())))?;
+        let temp = TempFile::create(dst_dir, &dst_name.to_string_lossy())?;
+        let copied =
+            io::copy(&mut src, &mut &temp.file).map_err(|e| Error::io("write", &temp.path, e))?;
+        if copied != len {
+            return Err(Error::damaged(
+                &src_path,
+                format!("expected {len} bytes, read {copied}"),
+            ));
+        }
+        fs::rename(&temp.path, dst).map_err(|e| Error::io("rename into place", dst, e))?;
+        temp.disarm();
+        Ok(len)
+    }
+}
+
+/// For a segment, the header must match the name and the length the segment size.
+fn check_contents(name: &WalFileName, file: &File, path: &Path, len: u64) -> Result<()> {
+    let WalFileName::Segment(segment) = name else {
+        return Ok(());
+    };
+    let mut header = [0u8; LONG_HEADER_LEN];
+    if len < LONG_HEADER_LEN as u64 {
+        return Err(Error::damaged(
+            path,
+            format!("only {len} bytes, too short for a segment"),
+        ));
+    }
+    read_at(file, &mut header, 0).map_err(|e| Error::io("read", path, e))?;
+    LongPageHeader::decode(&header).check(segment, len, path)
+}
+
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+fn same_contents(a: &File, b: &File) -> io::Result<bool> {
+    let (la, lb) = (a.metadata()?.len(), b.metadata()?.len());
+    if la != lb {
+        return Ok(false);
+    }
+    let mut ba = vec![0u8; 1 << 20];
+    let mut bb = vec![0u8; 1 << 20];
+    let mut offset = 0u64;
+    while offset < la {
+        let n = ((la - offset) as usize).min(ba.len());
+        read_at(a, &mut ba[..n], offset)?;
+        read_at(b, &mut bb[..n], offset)?;
+        if ba[..n] != bb[..n] {
+            return Ok(false);
+        }
+        offset += n as u64;
+    }
+    Ok(true)
+}
+
+/// A temp file beside its final name, removed on drop unless disarmed.
+///
+/// The name is derived from the final name, not random: a writer killed mid-copy leaves
+/// its temp file behind, and the retry of the same file reuses (truncates) it, so crashes
+/// leave no litter that grows. An exclusive flock keeps two live writers of the same name
+/// from sharing it.
+struct TempFile {
+    path: PathBuf,
+    file: File,
+    armed: bool,
+}
+
+impl TempFile {
+    fn create(dir: &Path, final_name: &str) -> Result<TempFile> {
+        let path = dir.join(format!(".{final_name}.walmgr-tmp"));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(FILE_MODE)
+            .open(&path)
+            .map_err(|e| Error::io("create", &path, e))?;
+        // SAFETY: flock on a valid, owned descriptor.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let err = io::Error::last_os_error();
+            return Err(Error::io(
+                "lock (another walmgr is writing the same file right now)",
+                &path,
+                err,
+            ));
+        }
+        // Only now is it ours: drop whatever a killed writer left.
+        file.set_len(0)
+            .map_err(|e| Error::io("truncate", &path, e))?;
+        file.set_permissions(fs::Permissions::from_mode(FILE_MODE))
+            .map_err(|e| Error::io("chmod", &path, e))?;
+        Ok(TempFile {
+            path,
+            file,
+            armed: true,
+        })
+    }
+
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// rename(2) that fails with AlreadyExists instead of replacing the target.
+fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    let c = |p: &Path| {
+        CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))
+    };
+    let (from_c, to_c) = (c(from)?, c(to)?);
+    // SAFETY: both are valid NUL-terminated paths that outlive the call.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            from_c.as_ptr(),
+            libc::AT_FDCWD,
+            to_c.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        // Filesystems without RENAME_NOREPLACE: link(2) also refuses to replace.
+        Some(libc::EINVAL) | Some(libc::ENOSYS) => {
+            fs::hard_link(from, to)?;
+            fs::remove_file(from)
+        }
+        _ => Err(err),
+    }
+}
+
+/// Makes a rename or a new file in `dir` durable.
+pub fn fsync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io("fsync directory", dir, e))
+}
+
+/// Writes a small file durably with the same protocol as the archive (used for control files
+/// and configs). Replaces an existing file.
+pub fn write_file_durably(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::Usage(format!("{} is not a file path", path.display())))?;
+    let temp = TempFile::create(dir, &name.to_string_lossy())?;
+    (&temp.file)
+        .write_all(contents)
+        .and_then(|_| temp.file.sync_data())
+        .map_err(|e| Error::io("write", &temp.path, e))?;
+    temp.file
+        .set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(|e| Error::io("chmod", &temp.path, e))?;
+    fs::rename(&temp.path, path).map_err(|e| Error::io("rename into place", path, e))?;
+    temp.disarm();
+    fsync_dir(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wal_name::SegmentName;
+    use crate::wal_segment::tests::fake_segment;
+
+    const MB: u32 = 1 << 20;
+
+    fn segment(seg: u32) -> (WalFileName, Vec<u8>) {
+        let name = SegmentName {
+            tli: 1,
+            log: 0,
+            seg,
+        };
+        (WalFileName::Segment(name), fake_segment(&name, MB))
+    }
+
+    fn listing(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn archived_segment_is_identical_private_and_alone() {
+        let src = tempfile::tempdir().unwrap();
+        let archive = tempfile::tempdir().unwrap();
+        let (name, data) = segment(3);
+        let src_path = src.path().join(name.to_string());
+        fs::write(&src_path, &data).unwrap();
+
+        let store = ArchiveStore::new(archive.path());
+        assert_eq!(
+            store.archive_file(&name, &src_path).unwrap(),
+            Stored::Written
+        );
+
+        let stored = store.path_of(&name);
+        assert_eq!(fs::read(&stored).unwrap(), data);
+        assert_eq!(
+            fs::metadata(&stored).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(listing(archive.path()), vec![name.to_string()]);
+    }
+
+    #[test]
+    fn archiving_the_same_bytes_twice_succeeds() {
+        let archive = tempfile::tempdir().unwrap();
+        let store = ArchiveStore::new(archive.path());
+        let (name, data) = segment(4);
+        store
+            .archive_stream(&name, &data[..], data.len() as u64)
+            .unwrap();
+        let again = store
+            .archive_stream(&name, &data[..], data.len() as u64)
+            .unwrap();
+        assert_eq!(again, Stored::AlreadyPresent);
+        assert_eq!(listing(archive.path()), vec![name.to_string()]);
+    }
+
+    #[test]
+    fn different_bytes_under_an_archived_name_fail_and_leave_it_unchanged() {
+        let archive = tempfile::tempdir().unwrap();
+        let store = ArchiveStore::new(archive.path());
+        let (name, data) = segment(5);
+        store
+            .archive_stream(&name, &data[..], data.len() as u64)
+            .unwrap();
+        let mut other = data.clone();
+        other[5000] ^= 0xFF;
+        let err = store
+            .archive_stream(&name, &other[..], other.len() as u64)
+            .unwrap_err();
+        assert!(matches!(err, Error::Conflict { .. }), "{err}");
+        assert!(err.to_string().contains("different content"));
+        assert_eq!(fs::read(store.path_of(&name)).unwrap(), data);
+        assert_eq!(listing(archive.path()), vec![name.to_string()]);
+    }
+
+    #[test]
+    fn a_short_source_never_appears_under_the_final_name() {
+        let archive = tempfile::tempdir().unwrap();
+        let store = ArchiveStore::new(archive.path());
+        let (name, data) = segment(6);
+        let err = store
+            .archive_stream(&name, &data[..1000], data.len() as u64)
+            .unwrap_err();
+        assert!(err.to_string().contains("expected"), "{err}");
+        assert!(listing(archive.path()).is_empty());
+    }
+
+    #[test]
+    fn a_segment_whose_header_disagrees_with_its_name_is_refused() {
+        let archive = tempfile::tempdir().unwrap();
+        let store = ArchiveStore::new(archive.path());
+        let (_, data) = segment(7);
+        let (wrong, _) = segment(8);
+        let err = store
+            .archive_stream(&wrong, &data[..], data.len() as u64)
+            .unwrap_err();
+        assert!(matches!(err, Error::Damaged { .. }), "{err}");
+        assert!(listing(archive.path()).is_empty());
+    }
+
+    #[test]
+    fn a_temp_file_left_by_a_killed_writer_is_reused_not_published() {
+        let archive = tempfile::tempdir().unwrap();
+        let store = ArchiveStore::new(archive.path());
+        let (name, data) = segment(9);
+        let leftover = archive.path().join(format!(".{name}.walmgr-tmp"));
+        fs::write(&leftover, b"half a segment").unwrap();
+        store
+            .archive_stream(&name, &data[..], data.len() as u64)
+            .unwrap();
+        assert_eq!(fs::read(store.path_of(&name)).unwrap(), data);
+        assert_eq!(listing(archive.path()), vec![name.to_string()]);
+    }
+
+    #[test]
+    fn history_files_are_stored_as_they_are() {
+        let archive = tempfile::tempdir().unwrap();
+        let store = ArchiveStore::new(archive.path());
+        let name = WalFileName::parse("00000002.history").unwrap();
+        let text = b"1\t0/3000000\tno recovery target specified\n";
+        store
+            .archive_stream(&name, &text[..], text.len() as u64)
+            .unwrap();
+        assert_eq!(fs::read(store.path_of(&name)).unwrap(), text);
+    }
+
+    #[test]
+    fn restore_copies_whole_files_and_reports_a_miss_as_not_found() {
+        let archive = tempfile::tempdir().unwrap();
+        let pg_wal = tempfile::tempdir().unwrap();
+        let store = ArchiveStore::new(archive.path());
+        let (name, data) = segment(10);
+        store
+            .archive_stream(&name, &data[..], data.len() as u64)
+            .unwrap();
+
+        let dst = pg_wal.path().join("RECOVERYXLOG");
+        store.restore_to(&name, &dst).unwrap();
+        assert_eq!(fs::read(&dst).unwrap(), data);
+        assert_eq!(listing(pg_wal.path()), vec!["RECOVERYXLOG".to_string()]);
+
+        let (missing, _) = segment(11);
+        let err = store.restore_to(&missing, &dst).unwrap_err();
+        assert!(err.is_not_found(), "{err}");
+    }
+
+    #[test]
+    fn restore_refuses_a_damaged_archived_segment() {
+        let archive = tempfile::tempdir().unwrap();
+        let pg_wal = tempfile::tempdir().unwrap();
+        let store = ArchiveStore::new(archive.path());
+        let (name, data) = segment(12);
+        fs::write(store.path_of(&name), &data[..data.len() / 2]).unwrap();
+        let dst = pg_wal.path().join("RECOVERYXLOG");
+        let err = store.restore_to(&name, &dst).unwrap_err();
+        assert!(!err.is_not_found());
+        assert!(err.to_string().contains("damaged"), "{err}");
+        assert!(!dst.exists());
+    }
+}

@@ -1,0 +1,100 @@
+//! The SQL functions of schema walmgr that change the server. Superuser only.
+
+use std::path::PathBuf;
+
+use pgrx::prelude::*;
+use walmgr_core::changes::Changes;
+use walmgr_core::config::{Config, Role};
+use walmgr_core::server_settings::{self, SettingChange};
+use walmgr_core::transport;
+use walmgr_core::Error;
+
+use crate::{alter_system, settings};
+
+/// Configures the server to archive through walmgr with the master config at `config_path`
+/// (default: the current `walmgr.config`) and creates the slave directories. One line per
+/// change, then a last line saying whether a restart is needed. Nothing changes in a dry run.
+#[pg_extern(volatile, parallel_unsafe)]
+fn setup(
+    config_path: default!(Option<String>, "NULL"),
+    dry_run: default!(bool, false),
+) -> Result<String, String> {
+    let path = config_path
+        .map(PathBuf::from)
+        .or_else(settings::config_path)
+        .ok_or_else(|| {
+            "walmgr.config is not set: pass the master config, e.g. \
+             SELECT walmgr.setup('/etc/walmgr/master.toml')"
+                .to_string()
+        })?;
+    if !path.is_absolute() {
+        return Err(format!(
+            "{}: give the config as an absolute path (the server does not share your working directory)",
+            path.display()
+        ));
+    }
+    let config = Config::load(&path, &[]).map_err(|e| e.to_string())?;
+    if config.role != Role::Master {
+        return Err(format!(
+            "{}: not a master config (it has no master_data)",
+            path.display()
+        ));
+    }
+
+    let mut changes = Changes::new(dry_run);
+    let mut transport = transport::for_master(&config).map_err(|e| e.to_string())?;
+    transport
+        .create_dirs(&transport::slave_dirs(&config), &mut changes)
+        .map_err(|e| e.to_string())?;
+    let wanted = server_settings::for_setup(alter_system::running_value, &path);
+    apply_settings(&wanted, &mut changes)?;
+    Ok(report(&changes, &wanted))
+}
+
+/// Turns archiving off again (archive_mode off, archive_library reset). Waiting for the files
+/// not yet archived is the caller's part (`walmgr <config> stop` does it).
+#[pg_extern(volatile, parallel_unsafe)]
+fn stop(dry_run: default!(bool, false)) -> Result<String, String> {
+    let mut changes = Changes::new(dry_run);
+    let wanted = server_settings::for_stop(alter_system::running_value);
+    apply_settings(&wanted, &mut changes)?;
+    Ok(report(&changes, &wanted))
+}
+
+fn apply_settings(wanted: &[SettingChange], changes: &mut Changes) -> Result<(), String> {
+    for change in wanted {
+        changes
+            .apply(change.to_sql(), || {
+                alter_system::apply(change).map_err(Error::Usage)
+            })
+            .map_err(|e| e.to_string())?;
+    }
+    if !changes.is_dry_run() && !wanted.is_empty() {
+        Spi::run("SELECT pg_reload_conf()").map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn report(changes: &Changes, wanted: &[SettingChange]) -> String {
+    let restart: Vec<&str> = wanted
+        .iter()
+        .filter(|c| c.needs_restart)
+        .map(|c| c.name)
+        .collect();
+    let mut lines: Vec<String> = changes.described().to_vec();
+    lines.push(if restart.is_empty() {
+        "no restart needed".to_string()
+    } else {
+        format!("restart needed for {}", restart.join(", "))
+    });
+    lines.join("\n")
+}
+
+extension_sql!(
+    r#"
+REVOKE ALL ON FUNCTION setup(text, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION stop(boolean) FROM PUBLIC;
+"#,
+    name = "superuser_only",
+    requires = [setup, stop]
+);
