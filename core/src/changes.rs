@@ -37,6 +37,12 @@ impl Changes {
         work().map(Some)
     }
 
+    /// Records a change made elsewhere on our behalf (e.g. by the server in a function we
+    /// called), so the plan printed for a dry run stays complete and in order.
+    pub fn record(&mut self, what: impl Into<String>) {
+        self.done.push(what.into());
+    }
+
     /// What was done (or, in a dry run, would have been done), in order.
     pub fn described(&self) -> &[String] {
         &self.done

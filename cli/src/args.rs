@@ -1,0 +1,85 @@
+//! The command line, defined once: parsing, `--help` and usage errors all come from here.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "walmgr",
+    version,
+    about = "WAL shipping and point-in-time-recovery backups for PostgreSQL",
+    disable_help_subcommand = true
+)]
+pub struct Cli {
+    /// Log only errors and warnings.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// Log verbosely (repeat for more).
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// Show what would be done without doing anything.
+    #[arg(short = 'n', long = "not-really", global = true)]
+    pub not_really: bool,
+
+    /// Override config settings: "key=val[,key=val]".
+    #[arg(long = "set", value_name = "KEY=VAL[,KEY=VAL]", global = true)]
+    pub set: Vec<String>,
+
+    /// Print a commented sample master and slave config and exit.
+    #[arg(long)]
+    pub ini: bool,
+
+    /// The walmgr config file (TOML, or a walmgr3 .ini).
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Master: configure archiving through the extension and create the slave directories.
+    Setup,
+
+    /// Master: let waiting files be archived, then turn archiving off.
+    Stop {
+        /// Seconds to wait for files already waiting to be archived.
+        #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+        wait: u64,
+        /// Turn archiving off even if files still wait (they will not be archived).
+        #[arg(long)]
+        drop_waiting: bool,
+    },
+
+    /// Internal (archive_command): archive one WAL file.
+    Xarchive {
+        /// Path of the file (%p).
+        srcpath: PathBuf,
+        /// Its WAL file name (%f).
+        srcname: String,
+    },
+
+    /// Internal (restore_command): restore one WAL file. Exit 1 when it is not (yet) archived.
+    Xrestore {
+        /// WAL file name asked for (%f).
+        srcname: String,
+        /// Where PostgreSQL wants it (%p).
+        dstpath: PathBuf,
+        /// The file of the last restartpoint (%r).
+        last: Option<String>,
+    },
+}
+
+impl Command {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Setup => "setup",
+            Command::Stop { .. } => "stop",
+            Command::Xarchive { .. } => "xarchive",
+            Command::Xrestore { .. } => "xrestore",
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! The walmgr binary as PostgreSQL and a DBA call it, without a server: config errors,
+//! usage, and the xarchive/xrestore file protocol.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const MB: usize = 1 << 20;
+
+fn walmgr(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_walmgr"))
+        .args(args)
+        .output()
+        .expect("run walmgr")
+}
+
+fn text(out: &[u8]) -> String {
+    String::from_utf8_lossy(out).into_owned()
+}
+
+/// A 1 MB segment whose long page header matches `name` (timeline 1, log 0).
+fn segment(seg: u32) -> (String, Vec<u8>) {
+    let name = format!("00000001{:08X}{:08X}", 0, seg);
+    let mut data = vec![0u8; MB];
+    data[2..4].copy_from_slice(&2u16.to_ne_bytes()); // XLP_LONG_HEADER
+    data[4..8].copy_from_slice(&1u32.to_ne_bytes());
+    data[8..16].copy_from_slice(&(u64::from(seg) * MB as u64).to_ne_bytes());
+    data[32..36].copy_from_slice(&(MB as u32).to_ne_bytes());
+    data[36..40].copy_from_slice(&8192u32.to_ne_bytes());
+    for (i, b) in data.iter_mut().enumerate().skip(40) {
+        *b = (i * 7 % 253) as u8;
+    }
+    (name, data)
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    master: PathBuf,
+    slave: PathBuf,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let data = root.join("walshipping");
+    fs::create_dir_all(data.join("logs.complete")).unwrap();
+    fs::create_dir_all(root.join("pg_wal")).unwrap();
+    let master = root.join("master.toml");
+    fs::write(
+        &master,
+        format!(
+            "[walmgr]\nmaster_db = \"dbname=x\"\nmaster_data = \"{0}/pgdata\"\nwalmgr_data = \"{1}\"\n",
+            root.display(),
+            data.display()
+        ),
+    )
+    .unwrap();
+    let slave = root.join("slave.ini");
+    fs::write(
+        &slave,
+        format!(
+            "[walmgr]\nslave_data = {0}/standby\nwalmgr_data = {1}\ncompleted_wals = %(walmgr_data)s/logs.complete\n",
+            root.display(),
+            data.display()
+        ),
+    )
+    .unwrap();
+    Setup {
+        _dir: dir,
+        root,
+        master,
+        slave,
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn ini_prints_sample_configs_that_load() {
+    let out = walmgr(&["--ini"]);
+    assert!(out.status.success());
+    let samples = text(&out.stdout);
+    assert!(samples.contains("master_data"), "{samples}");
+    assert!(samples.contains("slave_data"), "{samples}");
+}
+
+#[test]
+fn no_command_is_a_usage_error() {
+    let out = walmgr(&[]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn an_unknown_key_names_the_key_file_and_line() {
+    let s0 = setup();
+    let bad = s0.root.join("bad.toml");
+    fs::write(
+        &bad,
+        "[walmgr]\nmaster_data = \"/x\"\nwalmgr_data = \"/y\"\ncompleted_wal = \"/z\"\n",
+    )
+    .unwrap();
+    let out = walmgr(&[
+        s(&bad),
+        "xarchive",
+        "/nonexistent",
+        "000000010000000000000001",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("bad.toml:4"), "{err}");
+    assert!(err.contains("completed_wal"), "{err}");
+}
+
+#[test]
+fn xarchive_then_xrestore_gives_back_the_same_bytes() {
+    let s0 = setup();
+    let (name, data) = segment(3);
+    let src = s0.root.join("pg_wal").join(&name);
+    fs::write(&src, &data).unwrap();
+
+    let out = walmgr(&[s(&s0.master), "xarchive", s(&src), &name]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let archived = s0.root.join("walshipping/logs.complete").join(&name);
+    assert_eq!(fs::read(&archived).unwrap(), data);
+
+    let dst = s0.root.join("pg_wal/RECOVERYXLOG");
+    let out = walmgr(&[
+        s(&s0.slave),
+        "xrestore",
+        &name,
+        s(&dst),
+        "000000010000000000000001",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(fs::read(&dst).unwrap(), data);
+}
+
+#[test]
+fn xrestore_of_a_missing_file_exits_1_quietly() {
+    let s0 = setup();
+    let dst = s0.root.join("pg_wal/RECOVERYXLOG");
+    let out = walmgr(&[s(&s0.slave), "xrestore", "00000002.history", s(&dst)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).is_empty(), "{}", text(&out.stderr));
+    assert!(!dst.exists());
+}
+
+#[test]
+fn xrestore_refuses_names_and_destinations_outside_the_wal_grammar() {
+    let s0 = setup();
+    let dst = s0.root.join("pg_wal/RECOVERYXLOG");
+    let out = walmgr(&[s(&s0.slave), "xrestore", "../../etc/passwd", s(&dst)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("not a WAL file name"));
+
+    let elsewhere = s0.root.join("postgresql.conf");
+    let out = walmgr(&[
+        s(&s0.slave),
+        "xrestore",
+        "000000010000000000000001",
+        s(&elsewhere),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("refusing to restore"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!elsewhere.exists());
+}
+
+#[test]
+fn xarchive_of_different_bytes_under_an_archived_name_fails_and_keeps_the_original() {
+    let s0 = setup();
+    let (name, data) = segment(4);
+    let src = s0.root.join("pg_wal").join(&name);
+    fs::write(&src, &data).unwrap();
+    assert!(walmgr(&[s(&s0.master), "xarchive", s(&src), &name])
+        .status
+        .success());
+    assert!(walmgr(&[s(&s0.master), "xarchive", s(&src), &name])
+        .status
+        .success());
+
+    let mut other = data.clone();
+    other[MB / 2] ^= 1;
+    fs::write(&src, &other).unwrap();
+    let out = walmgr(&[s(&s0.master), "xarchive", s(&src), &name]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("different content"),
+        "{}",
+        text(&out.stderr)
+    );
+    let archived = s0.root.join("walshipping/logs.complete").join(&name);
+    assert_eq!(fs::read(archived).unwrap(), data);
+}
+
+#[test]
+fn not_really_prints_the_archive_step_and_writes_nothing() {
+    let s0 = setup();
+    let (name, data) = segment(5);
+    let src = s0.root.join("pg_wal").join(&name);
+    fs::write(&src, data).unwrap();
+    let out = walmgr(&["-n", s(&s0.master), "xarchive", s(&src), &name]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains(&format!("would: archive {}", src.display())));
+    let listing: Vec<_> = fs::read_dir(s0.root.join("walshipping/logs.complete"))
+        .unwrap()
+        .collect();
+    assert!(listing.is_empty());
+}
+
+#[test]
+fn xarchive_with_a_slave_config_says_it_needs_a_master_config() {
+    let s0 = setup();
+    let out = walmgr(&[s(&s0.slave), "xarchive", "/x", "000000010000000000000001"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("needs a master config"),
+        "{}",
+        text(&out.stderr)
+    );
+}
