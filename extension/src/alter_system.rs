@@ -30,6 +30,17 @@ pub fn apply(change: &SettingChange) -> Result<(), String> {
 
 /// The value the server runs with now ('' when unset or unknown).
 pub fn running_value(name: &str) -> String {
+    if name == "archive_command" {
+        // SHOW says "(disabled)" while archive_mode is off; the variable has the real value.
+        // SAFETY: a GUC string read on the main thread; NULL-checked.
+        unsafe {
+            let raw = pg_sys::XLogArchiveCommand;
+            if raw.is_null() {
+                return String::new();
+            }
+            return std::ffi::CStr::from_ptr(raw).to_string_lossy().into_owned();
+        }
+    }
     let Ok(cname) = CString::new(name) else {
         return String::new();
     };

@@ -28,14 +28,17 @@ pub extern "C-unwind" fn _PG_init() {
 #[pg_schema]
 mod tests {
     use pgrx::prelude::*;
+    use std::path::{Path, PathBuf};
 
-    fn scratch_dir() -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("walmgr-pgtest-{}", std::process::id()));
+    /// A fresh directory per test, readable by the server (tests run as its OS user).
+    fn scratch_dir(test: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join("walmgr-pgtest").join(test);
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir
     }
 
-    fn write_master_config(dir: &std::path::Path) -> std::path::PathBuf {
+    fn write_master_config(dir: &Path) -> PathBuf {
         let path = dir.join("master.toml");
         let text = format!(
             "[walmgr]\nmaster_db = \"dbname=postgres\"\nmaster_data = \"/nonexistent\"\n\
@@ -46,95 +49,93 @@ mod tests {
         path
     }
 
-    #[pg_test]
-    fn setup_in_a_dry_run_lists_the_changes_and_makes_none() {
-        let dir = scratch_dir();
-        let config = write_master_config(&dir);
-        let plan = Spi::get_one::<String>(&format!(
-            "SELECT walmgr.setup('{}', dry_run => true)",
+    fn setup(config: &Path, dry_run: bool) -> String {
+        Spi::get_one::<String>(&format!(
+            "SELECT walmgr.setup('{}', dry_run => {dry_run})",
             config.display()
         ))
         .unwrap()
-        .unwrap();
-        assert!(
-            plan.contains("ALTER SYSTEM SET archive_library = 'walmgr'"),
-            "{plan}"
-        );
+        .unwrap()
+    }
+
+    #[pg_test]
+    fn setup_in_a_dry_run_lists_the_changes_and_makes_none() {
+        let dir = scratch_dir("dry_run");
+        let config = write_master_config(&dir);
+        let plan = setup(&config, true);
+        let expected = format!("ALTER SYSTEM SET walmgr.config = '{}'", config.display());
+        assert!(plan.contains(&expected), "{plan}");
         assert!(plan.contains("create directory"), "{plan}");
         assert!(!dir.join("walshipping").exists());
-        let library = Spi::get_one::<String>("SELECT current_setting('archive_library')")
+        let data = Spi::get_one::<String>("SELECT current_setting('data_directory')")
             .unwrap()
             .unwrap();
-        assert_eq!(library, "");
+        let auto = std::fs::read_to_string(format!("{data}/postgresql.auto.conf")).unwrap();
+        assert!(!auto.contains(&config.display().to_string()), "{auto}");
     }
 
     #[pg_test]
-    fn setup_creates_the_slave_directories_and_says_a_restart_is_needed() {
-        let dir = scratch_dir();
+    fn setup_creates_the_slave_directories_and_writes_the_settings() {
+        let dir = scratch_dir("setup");
         let config = write_master_config(&dir);
-        let report =
-            Spi::get_one::<String>(&format!("SELECT walmgr.setup('{}')", config.display()))
-                .unwrap()
-                .unwrap();
-        for sub in [
-            "logs.complete",
-            "logs.partial",
-            "data.master",
-            "config.backup",
-        ] {
-            assert!(
-                dir.join("walshipping").join(sub).is_dir(),
-                "{sub}: {report}"
-            );
+        let report = setup(&config, false);
+        for sub in ["logs.complete", "logs.partial", "data.master", "config.backup"] {
+            assert!(dir.join("walshipping").join(sub).is_dir(), "{sub}: {report}");
         }
-        assert!(
-            report.lines().last().unwrap().starts_with("restart needed"),
-            "{report}"
-        );
-        let auto = std::fs::read_to_string(
-            Spi::get_one::<String>("SELECT current_setting('data_directory')")
-                .unwrap()
-                .unwrap()
-                + "/postgresql.auto.conf",
-        )
-        .unwrap();
+        let last = report.lines().last().unwrap();
+        assert!(last.starts_with("restart needed for archive_mode"), "{report}");
+        let data = Spi::get_one::<String>("SELECT current_setting('data_directory')")
+            .unwrap()
+            .unwrap();
+        let auto = std::fs::read_to_string(format!("{data}/postgresql.auto.conf")).unwrap();
         assert!(auto.contains("archive_library = 'walmgr'"), "{auto}");
-        // Leave the test server as we found it.
-        Spi::get_one::<String>("SELECT walmgr.stop()").unwrap();
-        Spi::run("ALTER SYSTEM RESET ALL").unwrap();
+        assert!(auto.contains(&format!("walmgr.config = '{}'", config.display())), "{auto}");
+
+        // stop undoes the archiving settings again.
+        let stopped = Spi::get_one::<String>("SELECT walmgr.stop()").unwrap().unwrap();
+        assert!(stopped.contains("ALTER SYSTEM SET archive_mode = 'off'"), "{stopped}");
+        let auto = std::fs::read_to_string(format!("{data}/postgresql.auto.conf")).unwrap();
+        assert!(auto.contains("archive_mode = 'off'"), "{auto}");
     }
 
-    #[pg_test]
-    fn setup_without_a_config_names_the_setting() {
-        let err = std::panic::catch_unwind(|| {
-            Spi::get_one::<String>("SELECT walmgr.setup()").unwrap();
-        });
-        assert!(err.is_err());
+    #[pg_test(error = "relative.toml: give the config as an absolute path (the server does not share your working directory)")]
+    fn setup_refuses_a_relative_config_path() {
+        Spi::get_one::<String>("SELECT walmgr.setup('relative.toml')").unwrap();
     }
 
-    #[pg_test]
-    fn a_broken_config_is_refused_with_its_line() {
-        let dir = scratch_dir();
+    #[pg_test(error = "/tmp/walmgr-pgtest/broken/broken.toml:3: key 'no_such_key': unknown key")]
+    fn setup_refuses_a_broken_config_naming_key_and_line() {
+        let dir = scratch_dir("broken");
         let path = dir.join("broken.toml");
-        std::fs::write(&path, "[walmgr]\nmaster_data = \"/x\"\nno_such_key = 1\n").unwrap();
-        let result = Spi::get_one::<String>(&format!(
-            "SELECT walmgr.setup('{}', dry_run => true)",
-            path.display()
-        ));
-        let err = format!("{result:?}");
-        assert!(result.is_err(), "{err}");
+        std::fs::write(&path, "[walmgr]\nmaster_data = \"/x\"\nno_such_key = 1\nwalmgr_data = \"/y\"\n").unwrap();
+        setup(&path, true);
     }
 
     #[pg_test]
     fn status_has_one_row_with_the_waiting_count() {
-        let waiting = Spi::get_one::<i64>("SELECT files_waiting FROM walmgr.status")
-            .unwrap()
-            .unwrap();
-        assert!(waiting >= 0);
         let rows = Spi::get_one::<i64>("SELECT count(*) FROM walmgr.status")
             .unwrap()
             .unwrap();
         assert_eq!(rows, 1);
+        let waiting = Spi::get_one::<i64>("SELECT files_waiting FROM walmgr.status")
+            .unwrap()
+            .unwrap();
+        assert!(waiting >= 0);
+    }
+
+    #[pg_test]
+    fn changing_functions_are_superuser_only_and_status_is_for_pg_monitor() {
+        let public_can_setup = Spi::get_one::<bool>(
+            "SELECT has_function_privilege('public', 'walmgr.setup(text, boolean)', 'EXECUTE')",
+        )
+        .unwrap()
+        .unwrap();
+        assert!(!public_can_setup);
+        let monitor_can_read =
+            Spi::get_one::<bool>("SELECT has_table_privilege('pg_monitor', 'walmgr.status', 'SELECT')")
+                .unwrap()
+                .unwrap();
+        assert!(monitor_can_read);
     }
 }
 

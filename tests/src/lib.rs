@@ -1,1 +1,28 @@
-//! End-to-end test harness.
+//! End-to-end test harness: real PostgreSQL clusters, driven the way a DBA would.
+//!
+//! ```no_run
+//! use walmgr_tests::{Cluster, Pg, TestDir};
+//! let dir = TestDir::new("example"); // declare first: dropped (removed) last
+//! let primary = Cluster::init(&Pg::major(16), &dir, "primary", &["--wal-segsize=1"]);
+//! primary.set("archive_mode = on\narchive_command = '/bin/true'");
+//! primary.start();
+//! primary.execute("CREATE TABLE t (x int); INSERT INTO t VALUES (1)");
+//! assert_eq!(primary.query_one::<i64>("SELECT count(*) FROM t"), 1);
+//! ```
+//!
+//! Every server runs as the OS user `postgres`, in a private directory under `/tmp`, on its own
+//! port with a Unix socket only, and is torn down on drop (also when the test panics).
+
+mod cluster;
+mod dirs;
+mod pg;
+mod process;
+mod walmgr;
+
+pub use cluster::Cluster;
+pub use dirs::{chown_to_postgres, postgres_ids, TestDir};
+pub use pg::Pg;
+pub use process::{
+    free_port, pid_alive, run_as_postgres, run_as_postgres_ok, run_command, CMD_TIMEOUT,
+};
+pub use walmgr::Walmgr;

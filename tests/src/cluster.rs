@@ -1,0 +1,532 @@
+//! One PostgreSQL server in a test directory, run as the `postgres` user.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use postgres::types::FromSqlOwned;
+use postgres::{Client, NoTls};
+
+use crate::dirs::TestDir;
+use crate::pg::Pg;
+use crate::process::{
+    children_of, describe, failure_report, free_port, pid_alive, postgres_command, run_as_postgres,
+    run_as_postgres_ok, signal, try_run_command, wait_gone,
+};
+
+/// How long `connect` keeps retrying while a server starts up.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// `pg_ctl -t` for start, stop, restart and promote.
+const PG_CTL_WAIT_SECS: &str = "120";
+/// Lines of server log quoted in failure messages.
+const LOG_LINES: usize = 30;
+/// Longest Unix socket path PostgreSQL accepts (sizeof(sun_path) - 1).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// One PostgreSQL cluster (data directory + server) in a [`TestDir`].
+///
+/// Dropping it tears the server down, also while a test panics: `pg_ctl stop -m immediate`,
+/// then SIGKILL of the postmaster and its children if they are still alive. While panicking,
+/// drop also prints the tail of the server log.
+#[derive(Debug)]
+pub struct Cluster {
+    pub pg: Pg,
+    pub name: String,
+    pub data: PathBuf,
+    pub port: u16,
+    pub socket_dir: PathBuf,
+    /// Server log (`pg_ctl -l`), `<dir>/<name>.log`.
+    pub log: PathBuf,
+}
+
+impl Cluster {
+    /// `initdb` (as postgres, `-A trust --no-sync --no-locale -E UTF8 -U postgres`, then
+    /// `initdb_args`, e.g. `["--wal-segsize=1"]`) into `dir/<name>`, with the harness's base
+    /// settings (port, socket dir, logging, wal_level = replica, fsync = on, ...) appended to
+    /// postgresql.conf. The server is not started.
+    pub fn init(pg: &Pg, dir: &TestDir, name: &str, initdb_args: &[&str]) -> Cluster {
+        let c = Cluster::new_in(pg, dir, name);
+        let mut args = vec![
+            "-D",
+            path_str(&c.data),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+            "--no-locale",
+            "-E",
+            "UTF8",
+        ];
+        args.extend_from_slice(initdb_args);
+        run_as_postgres_ok(&pg.bin("initdb"), &args, &[]);
+        c.set(&format!(
+            "# --- walmgr test harness ---\n\
+             listen_addresses = ''\n\
+             logging_collector = off\n\
+             fsync = on\n\
+             max_wal_senders = 5\n\
+             wal_level = replica\n\
+             log_min_messages = warning\n\
+             log_line_prefix = '%m [%p] %b '\n\
+             shared_buffers = 32MB\n\
+             max_connections = 30\n\
+             {}",
+            c.address_conf()
+        ));
+        c
+    }
+
+    /// A copy of `primary` made with `pg_basebackup -X fetch -c fast` into `dir/<name>`, with its
+    /// own port, socket dir and log. It inherits the primary's postgresql.conf (override with
+    /// [`Cluster::set`]); it is not started and has no standby.signal/recovery.signal yet.
+    pub fn base_backup_of(primary: &Cluster, dir: &TestDir, name: &str) -> Cluster {
+        Cluster::base_backup_with(primary, dir, name, &[])
+    }
+
+    /// [`Cluster::base_backup_of`] with extra pg_basebackup arguments; `-X`/`--wal-method` in
+    /// them replaces the default `-X fetch` (e.g. `["-X", "none"]` for a backup that needs the
+    /// WAL archive to become consistent).
+    pub fn base_backup_with(
+        primary: &Cluster,
+        dir: &TestDir,
+        name: &str,
+        extra_args: &[&str],
+    ) -> Cluster {
+        let c = Cluster::new_in(&primary.pg, dir, name);
+        let port = primary.port.to_string();
+        let mut args = vec![
+            "-D",
+            path_str(&c.data),
+            "-h",
+            path_str(&primary.socket_dir),
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            "-c",
+            "fast",
+            "--no-sync",
+        ];
+        let has_wal_method = extra_args
+            .iter()
+            .any(|a| *a == "-X" || a.starts_with("--wal-method") || a.starts_with("-X"));
+        if !has_wal_method {
+            args.extend_from_slice(&["-X", "fetch"]);
+        }
+        args.extend_from_slice(extra_args);
+        let out = run_as_postgres(&c.pg.bin("pg_basebackup"), &args, &[]);
+        if !out.status.success() {
+            primary.fail(&failure_report("pg_basebackup", &out));
+        }
+        c.set(&format!(
+            "# --- walmgr test harness: copy {name} of {} ---\n{}",
+            primary.name,
+            c.address_conf()
+        ));
+        c
+    }
+
+    fn new_in(pg: &Pg, dir: &TestDir, name: &str) -> Cluster {
+        assert!(
+            !name.is_empty() && !name.contains('/') && name != "." && name != "..",
+            "cluster name {name:?} must be a plain file name"
+        );
+        let data = dir.join(name);
+        assert!(
+            !data.exists(),
+            "{} exists already: cluster names must be unique in a TestDir",
+            data.display()
+        );
+        let socket_dir = dir.mkdir(format!("{name}.sock"));
+        let port = free_port();
+        let socket_len = socket_dir
+            .join(format!(".s.PGSQL.{port}.lock"))
+            .as_os_str()
+            .len();
+        assert!(
+            socket_len <= MAX_SOCKET_PATH,
+            "socket path in {} would be {socket_len} bytes, over the {MAX_SOCKET_PATH} \
+             PostgreSQL accepts: use a shorter cluster name or TestDir label",
+            socket_dir.display()
+        );
+        let log = dir.write(format!("{name}.log"), "");
+        Cluster {
+            pg: pg.clone(),
+            name: name.to_string(),
+            data,
+            port,
+            socket_dir,
+            log,
+        }
+    }
+
+    fn address_conf(&self) -> String {
+        format!(
+            "port = {}\nunix_socket_directories = '{}'\n",
+            self.port,
+            self.socket_dir.display()
+        )
+    }
+
+    /// Appends `conf_lines` to postgresql.conf (later lines win). Takes effect at the next
+    /// start, restart or reload, as usual.
+    pub fn set(&self, conf_lines: &str) {
+        use std::io::Write;
+        let conf = self.data.join("postgresql.conf");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&conf)
+            .unwrap_or_else(|e| panic!("open {} for append: {e}", conf.display()));
+        writeln!(f, "{}", conf_lines.trim_end())
+            .unwrap_or_else(|e| panic!("append to {}: {e}", conf.display()));
+    }
+
+    /// Runs `pg_ctl -D <data> args...` as postgres and returns its output (no check).
+    pub fn pg_ctl(&self, args: &[&str]) -> Output {
+        let mut all = vec!["-D", path_str(&self.data)];
+        all.extend_from_slice(args);
+        run_as_postgres(&self.pg.bin("pg_ctl"), &all, &[])
+    }
+
+    fn pg_ctl_ok(&self, args: &[&str]) {
+        if let Err(e) = self.try_pg_ctl(args) {
+            panic!("{e}");
+        }
+    }
+
+    fn try_pg_ctl(&self, args: &[&str]) -> Result<(), String> {
+        let out = self.pg_ctl(args);
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "cluster {} (PostgreSQL {}): {}\n{}",
+                self.name,
+                self.pg.major,
+                failure_report(&format!("pg_ctl {}", args.join(" ")), &out),
+                self.log_section()
+            ))
+        }
+    }
+
+    /// Starts the server and waits until it accepts connections (a standby: until pg_ctl
+    /// considers it started). Panics with pg_ctl's output and the server log on failure.
+    pub fn start(&self) {
+        self.pg_ctl_ok(&self.start_args("start"));
+    }
+
+    /// Like [`Cluster::start`], but returns the failure (pg_ctl output + log tail) instead of
+    /// panicking, for tests that expect the server not to come up.
+    pub fn try_start(&self) -> Result<(), String> {
+        self.try_pg_ctl(&self.start_args("start"))
+    }
+
+    fn start_args<'a>(&'a self, action: &'a str) -> Vec<&'a str> {
+        let mut v = vec!["-l", path_str(&self.log), "-w", "-t", PG_CTL_WAIT_SECS];
+        if action == "restart" {
+            v.extend_from_slice(&["-m", "fast"]);
+        }
+        v.push(action);
+        v
+    }
+
+    /// `pg_ctl stop -m fast`, waiting for the shutdown to complete.
+    pub fn stop(&self) {
+        let old = self.pid();
+        self.pg_ctl_ok(&["-m", "fast", "-w", "-t", PG_CTL_WAIT_SECS, "stop"]);
+        self.reap(old);
+    }
+
+    /// `pg_ctl restart -m fast`, waiting until the server is up again.
+    pub fn restart(&self) {
+        let old = self.pid();
+        self.pg_ctl_ok(&self.start_args("restart"));
+        self.reap(old);
+    }
+
+    /// Waits until a postmaster pg_ctl has stopped has left the process table (it is reparented
+    /// to this process, which reaps it), so that "pid gone" holds right after stop().
+    fn reap(&self, old: Option<i32>) {
+        if let Some(pid) = old {
+            if !wait_gone(pid, Duration::from_secs(10)) {
+                self.fail(&format!("postmaster {pid} still alive after pg_ctl stop"));
+            }
+        }
+    }
+
+    /// `pg_ctl reload` (SIGHUP): re-reads postgresql.conf.
+    pub fn reload(&self) {
+        self.pg_ctl_ok(&["reload"]);
+    }
+
+    /// `pg_ctl promote -w`: ends recovery of a standby.
+    pub fn promote(&self) {
+        self.pg_ctl_ok(&["-w", "-t", PG_CTL_WAIT_SECS, "promote"]);
+    }
+
+    /// Crashes the server: SIGKILL to the postmaster, then waits until it and its children are
+    /// gone (children exit on their own when they notice the postmaster's death; any still
+    /// alive after 10 s are SIGKILLed). postmaster.pid is left behind, as in a real crash.
+    pub fn kill9(&self) {
+        let pid = self
+            .pid()
+            .unwrap_or_else(|| self.fail("kill9: the server is not running"));
+        let kids = children_of(pid);
+        signal(pid, libc::SIGKILL);
+        if !wait_gone(pid, Duration::from_secs(10)) {
+            self.fail(&format!(
+                "kill9: postmaster {pid} still alive 10 s after SIGKILL"
+            ));
+        }
+        for (kid, title) in kids {
+            if !wait_gone(kid, Duration::from_secs(10)) {
+                eprintln!("kill9: SIGKILL to {kid} ({title}), still alive 10 s after postmaster");
+                signal(kid, libc::SIGKILL);
+                wait_gone(kid, Duration::from_secs(5));
+            }
+        }
+    }
+
+    /// `host=<socket_dir> port=<port> user=postgres dbname=postgres`.
+    pub fn conninfo(&self) -> String {
+        format!(
+            "host={} port={} user=postgres dbname=postgres",
+            self.socket_dir.display(),
+            self.port
+        )
+    }
+
+    /// One connection attempt.
+    pub fn try_connect(&self) -> Result<Client, postgres::Error> {
+        Client::connect(&self.conninfo(), NoTls)
+    }
+
+    /// A new connection, retrying for up to 30 s while the server starts up or is not yet
+    /// accepting connections. Panics with the last error and the server log tail.
+    pub fn connect(&self) -> Client {
+        let deadline = Instant::now() + CONNECT_TIMEOUT;
+        loop {
+            match self.try_connect() {
+                Ok(c) => return c,
+                Err(e) if Instant::now() >= deadline => self.fail(&format!(
+                    "cannot connect to {} within {CONNECT_TIMEOUT:?}: {}",
+                    self.conninfo(),
+                    pg_error(&e)
+                )),
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+
+    /// The first column of the single row `sql` returns. Panics with the SQL, the error and the
+    /// server log tail.
+    pub fn query_one<T: FromSqlOwned>(&self, sql: &str) -> T {
+        let row = self
+            .connect()
+            .query_one(sql, &[])
+            .unwrap_or_else(|e| self.fail(&format!("query `{sql}` failed: {}", pg_error(&e))));
+        row.try_get(0).unwrap_or_else(|e| {
+            self.fail(&format!(
+                "query `{sql}`: cannot read column 0: {}",
+                pg_error(&e)
+            ))
+        })
+    }
+
+    /// The first column of every row `sql` returns.
+    pub fn query_column<T: FromSqlOwned>(&self, sql: &str) -> Vec<T> {
+        let rows = self
+            .connect()
+            .query(sql, &[])
+            .unwrap_or_else(|e| self.fail(&format!("query `{sql}` failed: {}", pg_error(&e))));
+        rows.iter()
+            .map(|r| {
+                r.try_get(0).unwrap_or_else(|e| {
+                    self.fail(&format!(
+                        "query `{sql}`: cannot read column 0: {}",
+                        pg_error(&e)
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    /// Runs `sql` (one or more statements, simple protocol). Panics like [`Cluster::query_one`].
+    pub fn execute(&self, sql: &str) {
+        self.connect()
+            .batch_execute(sql)
+            .unwrap_or_else(|e| self.fail(&format!("`{sql}` failed: {}", pg_error(&e))));
+    }
+
+    /// `CHECKPOINT`.
+    pub fn checkpoint(&self) {
+        self.execute("CHECKPOINT");
+    }
+
+    /// `pg_switch_wal()`; returns the name of the segment it completed (the one now ready for
+    /// archiving). If nothing was written since the last switch, no segment is completed and
+    /// the name is that of the current one.
+    pub fn switch_wal(&self) -> String {
+        self.query_one("SELECT pg_walfile_name(pg_switch_wal())")
+    }
+
+    /// Runs this major's pgbench as postgres against this cluster (connection given through
+    /// PGHOST/PGPORT/PGUSER/PGDATABASE), e.g. `["-i", "-s", "1"]` or `["-T", "2"]`. Returns
+    /// stdout; panics with the output and the server log tail on failure.
+    pub fn pgbench(&self, args: &[&str]) -> String {
+        let port = self.port.to_string();
+        let env = [
+            ("PGHOST", path_str(&self.socket_dir)),
+            ("PGPORT", port.as_str()),
+            ("PGUSER", "postgres"),
+            ("PGDATABASE", "postgres"),
+        ];
+        let pgbench = self.pg.bin("pgbench");
+        let out = run_as_postgres(&pgbench, args, &env);
+        if !out.status.success() {
+            let desc = describe(&postgres_command(&pgbench, args, &env));
+            self.fail(&failure_report(&desc, &out));
+        }
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Polls `cond` every 100 ms until it is true; panics naming `what`, with the server log
+    /// tail, if it is still false after `timeout`.
+    pub fn wait_until(&self, what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !cond() {
+            if Instant::now() >= deadline {
+                self.fail(&format!("timed out after {timeout:?} waiting for {what}"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The last `lines` lines of the server log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log)
+            .unwrap_or_else(|e| format!("(cannot read {}: {e})", self.log.display()));
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    fn log_section(&self) -> String {
+        format!(
+            "--- server log {} (last {LOG_LINES} lines) ---\n{}",
+            self.log.display(),
+            self.log_tail(LOG_LINES)
+        )
+    }
+
+    /// Panics with `msg`, naming this cluster, followed by the tail of its server log.
+    pub fn fail(&self, msg: &str) -> ! {
+        panic!(
+            "cluster {} (PostgreSQL {}, {}): {msg}\n{}",
+            self.name,
+            self.pg.major,
+            self.data.display(),
+            self.log_section()
+        )
+    }
+
+    /// The postmaster's pid (first line of postmaster.pid), if that process is alive.
+    pub fn pid(&self) -> Option<i32> {
+        let text = std::fs::read_to_string(self.data.join("postmaster.pid")).ok()?;
+        let pid = text.lines().next()?.trim().parse().ok()?;
+        pid_alive(pid).then_some(pid)
+    }
+
+    /// The pid of a live child of the postmaster whose process title contains
+    /// `backend_type_or_title` (e.g. "archiver", "checkpointer", "walmgr"), from /proc.
+    pub fn child_pid(&self, backend_type_or_title: &str) -> Option<i32> {
+        let pm = self.pid()?;
+        children_of(pm)
+            .into_iter()
+            .find(|(_, title)| {
+                let title = title.strip_prefix("postgres:").unwrap_or(title);
+                title.contains(backend_type_or_title)
+            })
+            .map(|(pid, _)| pid)
+    }
+
+    /// Process titles of the postmaster's live children (for failure messages).
+    pub fn children(&self) -> Vec<(i32, String)> {
+        self.pid().map(children_of).unwrap_or_default()
+    }
+
+    /// Best-effort teardown; never panics.
+    fn teardown(&self) {
+        let Some(pid) = self.pid() else {
+            return;
+        };
+        let kids = children_of(pid);
+        let cmd = postgres_command(
+            &self.pg.bin("pg_ctl"),
+            &[
+                "-D",
+                path_str(&self.data),
+                "-m",
+                "immediate",
+                "-w",
+                "-t",
+                "20",
+                "stop",
+            ],
+            &[],
+        );
+        if let Err(e) = try_run_command(cmd, Duration::from_secs(30)) {
+            eprintln!("cluster {} teardown: {e}", self.name);
+        }
+        if !wait_gone(pid, Duration::from_secs(5)) {
+            eprintln!(
+                "cluster {} teardown: SIGKILL to postmaster {pid}",
+                self.name
+            );
+            signal(pid, libc::SIGKILL);
+            wait_gone(pid, Duration::from_secs(10));
+        }
+        for (kid, _) in kids {
+            if pid_alive(kid) {
+                signal(kid, libc::SIGKILL);
+                wait_gone(kid, Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "cluster {} (PostgreSQL {}) torn down after a panic; {}",
+                self.name,
+                self.pg.major,
+                self.log_section()
+            );
+        }
+        self.teardown();
+    }
+}
+
+/// A postgres error with SQLSTATE, detail and hint when the server sent them.
+fn pg_error(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut s = format!("{} {}: {}", db.severity(), db.code().code(), db.message());
+            if let Some(d) = db.detail() {
+                s.push_str(&format!(" DETAIL: {d}"));
+            }
+            if let Some(h) = db.hint() {
+                s.push_str(&format!(" HINT: {h}"));
+            }
+            s
+        }
+        None => e.to_string(),
+    }
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str()
+        .unwrap_or_else(|| panic!("test path {} is not UTF-8", p.display()))
+}

@@ -1,0 +1,150 @@
+//! The installed PostgreSQL majors (as registered with cargo-pgrx).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// One installed PostgreSQL major version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pg {
+    pub major: u32,
+    /// Directory with initdb, pg_ctl, postgres, pgbench, ... (`pg_config --bindir`).
+    pub bindir: PathBuf,
+    pub pg_config: PathBuf,
+}
+
+impl Pg {
+    /// The majors listed in the `[configs]` table of `$PGRX_HOME/config.toml` (default
+    /// `~/.pgrx/config.toml`), sorted. The environment variable `WALMGR_TEST_PG_MAJORS`
+    /// (e.g. "15,17") restricts the list.
+    pub fn installed() -> Vec<Pg> {
+        let config = pgrx_config_path();
+        let text = std::fs::read_to_string(&config).unwrap_or_else(|e| {
+            panic!(
+                "cannot read {} to find the installed PostgreSQL majors: {e} \
+                 (run `cargo pgrx init --pgNN <pg_config>`)",
+                config.display()
+            )
+        });
+        let only: Option<Vec<u32>> = std::env::var("WALMGR_TEST_PG_MAJORS").ok().map(|s| {
+            s.split(',')
+                .filter(|p| !p.trim().is_empty())
+                .map(|p| {
+                    p.trim()
+                        .trim_start_matches("pg")
+                        .parse()
+                        .unwrap_or_else(|e| {
+                            panic!("WALMGR_TEST_PG_MAJORS={s:?}: {p:?} is not a major: {e}")
+                        })
+                })
+                .collect()
+        });
+        let mut pgs: Vec<Pg> = parse_configs(&text)
+            .into_iter()
+            .filter(|(major, _)| only.as_ref().is_none_or(|o| o.contains(major)))
+            .map(|(major, pg_config)| Pg::from_pg_config(major, pg_config))
+            .collect();
+        pgs.sort_by_key(|p| p.major);
+        pgs
+    }
+
+    /// The installed PostgreSQL `m`; panics with the list of installed majors if it is missing.
+    pub fn major(m: u32) -> Pg {
+        let all = Pg::installed();
+        let majors: Vec<u32> = all.iter().map(|p| p.major).collect();
+        all.into_iter().find(|p| p.major == m).unwrap_or_else(|| {
+            panic!(
+                "PostgreSQL {m} is not installed (installed majors: {majors:?}, from {}; \
+                 WALMGR_TEST_PG_MAJORS may restrict them)",
+                pgrx_config_path().display()
+            )
+        })
+    }
+
+    /// Path of program `name` of this installation, e.g. `pg.bin("pg_ctl")`.
+    pub fn bin(&self, name: &str) -> PathBuf {
+        self.bindir.join(name)
+    }
+
+    /// Output of `pg_config <flag>`, trimmed, e.g. `pg.config("--pkglibdir")`.
+    pub fn config(&self, flag: &str) -> String {
+        let out = Command::new(&self.pg_config)
+            .arg(flag)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {} {flag}: {e}", self.pg_config.display()));
+        assert!(
+            out.status.success(),
+            "{} {flag} failed with {}: {}",
+            self.pg_config.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn from_pg_config(major: u32, pg_config: PathBuf) -> Pg {
+        let mut pg = Pg {
+            major,
+            bindir: PathBuf::new(),
+            pg_config,
+        };
+        pg.bindir = PathBuf::from(pg.config("--bindir"));
+        assert!(
+            pg.bin("postgres").exists(),
+            "PostgreSQL {major}: no postgres binary in {} (from {})",
+            pg.bindir.display(),
+            pg.pg_config.display()
+        );
+        pg
+    }
+}
+
+fn pgrx_config_path() -> PathBuf {
+    let home = std::env::var_os("PGRX_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(&std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".pgrx")
+        });
+    home.join("config.toml")
+}
+
+/// The `pgNN = "path"` entries of the `[configs]` table of a cargo-pgrx config.toml.
+fn parse_configs(text: &str) -> Vec<(u32, PathBuf)> {
+    let mut in_configs = false;
+    let mut found = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_configs = line == "[configs]";
+            continue;
+        }
+        if !in_configs {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let Some(major) = key.trim().strip_prefix("pg").and_then(|m| m.parse().ok()) else {
+            continue;
+        };
+        let value = value.trim().trim_matches('"');
+        found.push((major, PathBuf::from(value)));
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_pgrx_config() {
+        let text = "[configs]\npg16 = \"/opt/16/bin/pg_config\"\npg15 = \"/usr/lib/postgresql/15/bin/pg_config\"\n\n[other]\npg99 = \"x\"\n";
+        assert_eq!(
+            parse_configs(text),
+            vec![
+                (16, PathBuf::from("/opt/16/bin/pg_config")),
+                (15, PathBuf::from("/usr/lib/postgresql/15/bin/pg_config")),
+            ]
+        );
+    }
+}
