@@ -34,7 +34,7 @@ impl Log {
         }
     }
 
-    pub fn to_file(&mut self, file: Option<PathBuf>, job: Option<&str>) {
+    pub fn also_to_file(&mut self, file: Option<PathBuf>, job: Option<&str>) {
         self.file = file;
         if let Some(job) = job {
             self.job = job.to_string();

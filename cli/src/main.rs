@@ -48,7 +48,7 @@ fn run(cli: Cli, log: &mut log::Log) -> Result<()> {
     };
     let overrides = config::parse_overrides(&cli.set)?;
     let config = Config::load(&config_path, &overrides)?;
-    log.to_file(config.logfile.clone(), config.job_name.as_deref());
+    log.also_to_file(config.logfile.clone(), config.job_name.as_deref());
     let mut ctx = Context {
         config,
         log: std::mem::replace(log, log::Log::new(cli.quiet, cli.verbose)),

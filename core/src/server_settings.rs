@@ -12,19 +12,9 @@ pub struct SettingChange {
     pub name: &'static str,
     /// `None` means RESET (back to the default).
     pub value: Option<String>,
-    /// The setting only takes effect at a server restart.
-    pub needs_restart: bool,
 }
 
 impl SettingChange {
-    fn set(name: &'static str, value: impl Into<String>, needs_restart: bool) -> Self {
-        SettingChange {
-            name,
-            value: Some(value.into()),
-            needs_restart,
-        }
-    }
-
     /// The statement as a DBA would type it.
     pub fn to_sql(&self) -> String {
         match &self.value {
@@ -40,51 +30,126 @@ pub fn quote_literal(s: &str) -> String {
 
 pub const LIBRARY: &str = "walmgr";
 
+/// What to write, and which settings only a restart brings into effect.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub changes: Vec<SettingChange>,
+    pub restart_for: Vec<&'static str>,
+}
+
+/// How the server is configured, seen two ways.
+pub struct Server<'a> {
+    /// The value the server runs with now.
+    pub running: &'a dyn Fn(&str) -> String,
+    /// The value the configuration files give (what a restart would run with); differs
+    /// from `running` while a change waits for a restart.
+    pub configured: &'a dyn Fn(&str) -> String,
+}
+
+/// One wanted setting: `ok` says whether a value satisfies it, `value` gives the value to
+/// write given the configured one.
+/// Given the configured value, the value to write (`None`: RESET).
+type ValueFn = Box<dyn Fn(&str) -> Option<String>>;
+
+struct Want {
+    name: &'static str,
+    restart: bool,
+    ok: Box<dyn Fn(&str) -> bool>,
+    value: ValueFn,
+}
+
+fn plan(server: &Server, wants: Vec<Want>) -> Plan {
+    let mut plan = Plan::default();
+    for want in wants {
+        let configured = (server.configured)(want.name);
+        if !(want.ok)(&configured) {
+            plan.changes.push(SettingChange {
+                name: want.name,
+                value: (want.value)(&configured),
+            });
+        }
+        if want.restart && !(want.ok)(&(server.running)(want.name)) {
+            plan.restart_for.push(want.name);
+        }
+    }
+    plan
+}
+
+fn fixed(v: &'static str) -> ValueFn {
+    Box::new(move |_| Some(v.to_string()))
+}
+
 /// The changes that make the server archive through walmgr with the config at `config_path`.
-/// `running(name)` returns the value the server runs with now.
-pub fn for_setup(running: impl Fn(&str) -> String, config_path: &Path) -> Vec<SettingChange> {
-    let mut changes = Vec::new();
-    if !matches!(running("archive_mode").as_str(), "on" | "always") {
-        changes.push(SettingChange::set("archive_mode", "on", true));
-    }
-    // Archiving needs at least replica; walmgr3's hot_standby key asked for the same level,
-    // which PostgreSQL now calls replica. A logical level is kept.
-    if running("wal_level") == "minimal" {
-        changes.push(SettingChange::set("wal_level", "replica", true));
-    }
-    let preload = running("shared_preload_libraries");
-    if let Some(merged) = with_library(&preload, LIBRARY) {
-        changes.push(SettingChange::set("shared_preload_libraries", merged, true));
-    }
-    // PostgreSQL 16+ refuses to archive when both are set.
-    if !running("archive_command").is_empty() {
-        changes.push(SettingChange::set("archive_command", "", false));
-    }
-    if running("archive_library") != LIBRARY {
-        changes.push(SettingChange::set("archive_library", LIBRARY, false));
-    }
-    let path = config_path.to_string_lossy();
-    if running("walmgr.config") != path {
-        changes.push(SettingChange::set("walmgr.config", path, false));
-    }
-    changes
+/// Settings already right (in the files) are not touched, so setup is idempotent.
+pub fn for_setup(server: &Server, config_path: &Path) -> Plan {
+    let path = config_path.to_string_lossy().into_owned();
+    let path_ok = path.clone();
+    plan(
+        server,
+        vec![
+            Want {
+                name: "archive_mode",
+                restart: true,
+                ok: Box::new(|v| matches!(v, "on" | "always")),
+                value: fixed("on"),
+            },
+            // Archiving needs at least replica; walmgr3's hot_standby key asked for the same
+            // level, which PostgreSQL now calls replica. A logical level is kept.
+            Want {
+                name: "wal_level",
+                restart: true,
+                ok: Box::new(|v| v != "minimal"),
+                value: fixed("replica"),
+            },
+            Want {
+                name: "shared_preload_libraries",
+                restart: true,
+                ok: Box::new(|v| with_library(v, LIBRARY).is_none()),
+                value: Box::new(|v| with_library(v, LIBRARY)),
+            },
+            // PostgreSQL 16+ refuses to archive when both are set.
+            Want {
+                name: "archive_command",
+                restart: false,
+                ok: Box::new(|v| v.is_empty()),
+                value: fixed(""),
+            },
+            Want {
+                name: "archive_library",
+                restart: false,
+                ok: Box::new(|v| v == LIBRARY),
+                value: fixed(LIBRARY),
+            },
+            Want {
+                name: "walmgr.config",
+                restart: false,
+                ok: Box::new(move |v| v == path_ok),
+                value: Box::new(move |_| Some(path.clone())),
+            },
+        ],
+    )
 }
 
 /// The changes that turn archiving off again. The library stays preloaded: removing it
 /// would cost another restart and it does nothing while archiving is off.
-pub fn for_stop(running: impl Fn(&str) -> String) -> Vec<SettingChange> {
-    let mut changes = Vec::new();
-    if running("archive_mode") != "off" {
-        changes.push(SettingChange::set("archive_mode", "off", true));
-    }
-    if running("archive_library") == LIBRARY {
-        changes.push(SettingChange {
-            name: "archive_library",
-            value: None,
-            needs_restart: false,
-        });
-    }
-    changes
+pub fn for_stop(server: &Server) -> Plan {
+    plan(
+        server,
+        vec![
+            Want {
+                name: "archive_mode",
+                restart: true,
+                ok: Box::new(|v| v == "off"),
+                value: fixed("off"),
+            },
+            Want {
+                name: "archive_library",
+                restart: false,
+                ok: Box::new(|v| v != LIBRARY),
+                value: Box::new(|_| None),
+            },
+        ],
+    )
 }
 
 /// `list` with `lib` added, or `None` when it is already there.
@@ -107,7 +172,7 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn server(pairs: &[(&str, &str)]) -> impl Fn(&str) -> String {
+    fn values(pairs: &[(&str, &str)]) -> impl Fn(&str) -> String {
         let map: HashMap<String, String> = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -115,17 +180,24 @@ mod tests {
         move |name| map.get(name).cloned().unwrap_or_default()
     }
 
+    fn sql(plan: &Plan) -> Vec<String> {
+        plan.changes.iter().map(SettingChange::to_sql).collect()
+    }
+
     #[test]
     fn a_fresh_server_gets_every_setting_and_needs_a_restart() {
-        let fresh = server(&[
+        let fresh = values(&[
             ("archive_mode", "off"),
             ("wal_level", "replica"),
             ("shared_preload_libraries", "pg_stat_statements"),
         ]);
-        let changes = for_setup(fresh, Path::new("/etc/walmgr/master.toml"));
-        let sql: Vec<String> = changes.iter().map(SettingChange::to_sql).collect();
+        let server = Server {
+            running: &fresh,
+            configured: &fresh,
+        };
+        let plan = for_setup(&server, Path::new("/etc/walmgr/master.toml"));
         assert_eq!(
-            sql,
+            sql(&plan),
             [
                 "ALTER SYSTEM SET archive_mode = 'on'",
                 "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements,walmgr'",
@@ -133,32 +205,68 @@ mod tests {
                 "ALTER SYSTEM SET walmgr.config = '/etc/walmgr/master.toml'",
             ]
         );
-        assert!(changes.iter().any(|c| c.needs_restart));
+        assert_eq!(
+            plan.restart_for,
+            ["archive_mode", "shared_preload_libraries"]
+        );
     }
 
     #[test]
     fn setup_on_a_configured_server_changes_nothing() {
-        let done = server(&[
+        let done = values(&[
             ("archive_mode", "on"),
             ("wal_level", "logical"),
             ("shared_preload_libraries", "walmgr"),
             ("archive_library", "walmgr"),
             ("walmgr.config", "/c.toml"),
         ]);
-        assert!(for_setup(done, Path::new("/c.toml")).is_empty());
+        let server = Server {
+            running: &done,
+            configured: &done,
+        };
+        assert_eq!(for_setup(&server, Path::new("/c.toml")), Plan::default());
+    }
+
+    #[test]
+    fn setup_again_before_the_restart_writes_nothing_and_still_asks_for_it() {
+        let running = values(&[("archive_mode", "off"), ("wal_level", "replica")]);
+        let configured = values(&[
+            ("archive_mode", "on"),
+            ("wal_level", "replica"),
+            ("shared_preload_libraries", "walmgr"),
+            ("archive_library", "walmgr"),
+            ("walmgr.config", "/c.toml"),
+        ]);
+        let server = Server {
+            running: &running,
+            configured: &configured,
+        };
+        let plan = for_setup(&server, Path::new("/c.toml"));
+        assert!(plan.changes.is_empty(), "{plan:?}");
+        assert_eq!(
+            plan.restart_for,
+            ["archive_mode", "shared_preload_libraries"]
+        );
     }
 
     #[test]
     fn minimal_wal_and_an_old_archive_command_are_replaced() {
-        let old = server(&[("wal_level", "minimal"), ("archive_command", "cp %p /x/%f")]);
-        let changes = for_setup(old, Path::new("/c.toml"));
-        assert!(changes.contains(&SettingChange::set("wal_level", "replica", true)));
-        assert!(changes.contains(&SettingChange::set("archive_command", "", false)));
+        let old = values(&[("wal_level", "minimal"), ("archive_command", "cp %p /x/%f")]);
+        let server = Server {
+            running: &old,
+            configured: &old,
+        };
+        let sql = sql(&for_setup(&server, Path::new("/c.toml")));
+        assert!(sql.contains(&"ALTER SYSTEM SET wal_level = 'replica'".to_string()));
+        assert!(sql.contains(&"ALTER SYSTEM SET archive_command = ''".to_string()));
     }
 
     #[test]
     fn quotes_in_paths_are_escaped() {
-        let c = SettingChange::set("walmgr.config", "/it's/here.toml", false);
+        let c = SettingChange {
+            name: "walmgr.config",
+            value: Some("/it's/here.toml".into()),
+        };
         assert_eq!(
             c.to_sql(),
             "ALTER SYSTEM SET walmgr.config = '/it''s/here.toml'"
@@ -167,15 +275,38 @@ mod tests {
 
     #[test]
     fn stop_turns_archiving_off_and_keeps_the_library_loaded() {
-        let on = server(&[("archive_mode", "on"), ("archive_library", "walmgr")]);
-        let sql: Vec<String> = for_stop(on).iter().map(SettingChange::to_sql).collect();
+        let on = values(&[("archive_mode", "on"), ("archive_library", "walmgr")]);
+        let server = Server {
+            running: &on,
+            configured: &on,
+        };
+        let plan = for_stop(&server);
         assert_eq!(
-            sql,
+            sql(&plan),
             [
                 "ALTER SYSTEM SET archive_mode = 'off'",
                 "ALTER SYSTEM RESET archive_library"
             ]
         );
-        assert!(for_stop(server(&[("archive_mode", "off")])).is_empty());
+        assert_eq!(plan.restart_for, ["archive_mode"]);
+        let off = values(&[("archive_mode", "off")]);
+        let server = Server {
+            running: &off,
+            configured: &off,
+        };
+        assert_eq!(for_stop(&server), Plan::default());
+    }
+
+    #[test]
+    fn stop_right_after_an_unrestarted_setup_still_writes_archive_mode_off() {
+        let running = values(&[("archive_mode", "off")]);
+        let configured = values(&[("archive_mode", "on"), ("archive_library", "walmgr")]);
+        let server = Server {
+            running: &running,
+            configured: &configured,
+        };
+        let plan = for_stop(&server);
+        assert_eq!(sql(&plan).len(), 2);
+        assert!(plan.restart_for.is_empty());
     }
 }

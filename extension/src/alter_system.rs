@@ -7,7 +7,8 @@
 use std::ffi::CString;
 
 use pgrx::pg_sys;
-use walmgr_core::server_settings::SettingChange;
+use pgrx::prelude::*;
+use walmgr_core::server_settings::{Server, SettingChange};
 
 pub fn apply(change: &SettingChange) -> Result<(), String> {
     let sql = CString::new(change.to_sql()).map_err(|_| format!("NUL byte in {}", change.name))?;
@@ -53,5 +54,32 @@ pub fn running_value(name: &str) -> String {
         std::ffi::CStr::from_ptr(value)
             .to_string_lossy()
             .into_owned()
+    }
+}
+
+/// The value the configuration files give `name` (what a restart would run with): the last
+/// valid entry of pg_file_settings, else the built-in default.
+pub fn configured_value(name: &str) -> String {
+    let from_files = Spi::get_one_with_args::<String>(
+        "SELECT setting FROM pg_file_settings WHERE name = $1 AND error IS NULL \
+         ORDER BY seqno DESC LIMIT 1",
+        &[name.into()],
+    );
+    if let Ok(Some(v)) = from_files {
+        return v;
+    }
+    Spi::get_one_with_args::<String>(
+        "SELECT boot_val FROM pg_settings WHERE name = $1",
+        &[name.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_default()
+}
+
+pub fn server() -> Server<'static> {
+    Server {
+        running: &running_value,
+        configured: &configured_value,
     }
 }

@@ -32,6 +32,8 @@ struct FileKey {
     dev: u64,
     ino: u64,
     mtime_ns: i64,
+    // ctime too: a chmod that makes the file unreadable must be noticed.
+    ctime_ns: i64,
     len: u64,
 }
 
@@ -47,6 +49,7 @@ fn file_key(path: &Path) -> Result<FileKey, String> {
         dev: meta.dev(),
         ino: meta.ino(),
         mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+        ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
         len: meta.len(),
     })
 }

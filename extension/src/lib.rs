@@ -79,26 +79,47 @@ mod tests {
         let dir = scratch_dir("setup");
         let config = write_master_config(&dir);
         let report = setup(&config, false);
-        for sub in ["logs.complete", "logs.partial", "data.master", "config.backup"] {
-            assert!(dir.join("walshipping").join(sub).is_dir(), "{sub}: {report}");
+        for sub in [
+            "logs.complete",
+            "logs.partial",
+            "data.master",
+            "config.backup",
+        ] {
+            assert!(
+                dir.join("walshipping").join(sub).is_dir(),
+                "{sub}: {report}"
+            );
         }
         let last = report.lines().last().unwrap();
-        assert!(last.starts_with("restart needed for archive_mode"), "{report}");
+        assert!(
+            last.starts_with("restart needed for archive_mode"),
+            "{report}"
+        );
         let data = Spi::get_one::<String>("SELECT current_setting('data_directory')")
             .unwrap()
             .unwrap();
         let auto = std::fs::read_to_string(format!("{data}/postgresql.auto.conf")).unwrap();
         assert!(auto.contains("archive_library = 'walmgr'"), "{auto}");
-        assert!(auto.contains(&format!("walmgr.config = '{}'", config.display())), "{auto}");
+        assert!(
+            auto.contains(&format!("walmgr.config = '{}'", config.display())),
+            "{auto}"
+        );
 
         // stop undoes the archiving settings again.
-        let stopped = Spi::get_one::<String>("SELECT walmgr.stop()").unwrap().unwrap();
-        assert!(stopped.contains("ALTER SYSTEM SET archive_mode = 'off'"), "{stopped}");
+        let stopped = Spi::get_one::<String>("SELECT walmgr.stop()")
+            .unwrap()
+            .unwrap();
+        assert!(
+            stopped.contains("ALTER SYSTEM SET archive_mode = 'off'"),
+            "{stopped}"
+        );
         let auto = std::fs::read_to_string(format!("{data}/postgresql.auto.conf")).unwrap();
         assert!(auto.contains("archive_mode = 'off'"), "{auto}");
     }
 
-    #[pg_test(error = "relative.toml: give the config as an absolute path (the server does not share your working directory)")]
+    #[pg_test(
+        error = "relative.toml: give the config as an absolute path (the server does not share your working directory)"
+    )]
     fn setup_refuses_a_relative_config_path() {
         Spi::get_one::<String>("SELECT walmgr.setup('relative.toml')").unwrap();
     }
@@ -107,7 +128,11 @@ mod tests {
     fn setup_refuses_a_broken_config_naming_key_and_line() {
         let dir = scratch_dir("broken");
         let path = dir.join("broken.toml");
-        std::fs::write(&path, "[walmgr]\nmaster_data = \"/x\"\nno_such_key = 1\nwalmgr_data = \"/y\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "[walmgr]\nmaster_data = \"/x\"\nno_such_key = 1\nwalmgr_data = \"/y\"\n",
+        )
+        .unwrap();
         setup(&path, true);
     }
 
@@ -131,10 +156,11 @@ mod tests {
         .unwrap()
         .unwrap();
         assert!(!public_can_setup);
-        let monitor_can_read =
-            Spi::get_one::<bool>("SELECT has_table_privilege('pg_monitor', 'walmgr.status', 'SELECT')")
-                .unwrap()
-                .unwrap();
+        let monitor_can_read = Spi::get_one::<bool>(
+            "SELECT has_table_privilege('pg_monitor', 'walmgr.status', 'SELECT')",
+        )
+        .unwrap()
+        .unwrap();
         assert!(monitor_can_read);
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use pgrx::prelude::*;
 use walmgr_core::changes::Changes;
 use walmgr_core::config::{Config, Role};
-use walmgr_core::server_settings::{self, SettingChange};
+use walmgr_core::server_settings::{self, Plan};
 use walmgr_core::transport;
 use walmgr_core::Error;
 
@@ -46,9 +46,9 @@ fn setup(
     transport
         .create_dirs(&transport::slave_dirs(&config), &mut changes)
         .map_err(|e| e.to_string())?;
-    let wanted = server_settings::for_setup(alter_system::running_value, &path);
-    apply_settings(&wanted, &mut changes)?;
-    Ok(report(&changes, &wanted))
+    let plan = server_settings::for_setup(&alter_system::server(), &path);
+    apply_settings(&plan, &mut changes)?;
+    Ok(report(&changes, &plan))
 }
 
 /// Turns archiving off again (archive_mode off, archive_library reset). Waiting for the files
@@ -56,31 +56,27 @@ fn setup(
 #[pg_extern(volatile, parallel_unsafe)]
 fn stop(dry_run: default!(bool, false)) -> Result<String, String> {
     let mut changes = Changes::new(dry_run);
-    let wanted = server_settings::for_stop(alter_system::running_value);
-    apply_settings(&wanted, &mut changes)?;
-    Ok(report(&changes, &wanted))
+    let plan = server_settings::for_stop(&alter_system::server());
+    apply_settings(&plan, &mut changes)?;
+    Ok(report(&changes, &plan))
 }
 
-fn apply_settings(wanted: &[SettingChange], changes: &mut Changes) -> Result<(), String> {
-    for change in wanted {
+fn apply_settings(plan: &Plan, changes: &mut Changes) -> Result<(), String> {
+    for change in &plan.changes {
         changes
             .apply(change.to_sql(), || {
                 alter_system::apply(change).map_err(Error::Usage)
             })
             .map_err(|e| e.to_string())?;
     }
-    if !changes.is_dry_run() && !wanted.is_empty() {
+    if !changes.is_dry_run() && !plan.changes.is_empty() {
         Spi::run("SELECT pg_reload_conf()").map_err(|e| e.to_string())?;
     }
     Ok(())
 }
 
-fn report(changes: &Changes, wanted: &[SettingChange]) -> String {
-    let restart: Vec<&str> = wanted
-        .iter()
-        .filter(|c| c.needs_restart)
-        .map(|c| c.name)
-        .collect();
+fn report(changes: &Changes, plan: &Plan) -> String {
+    let restart = &plan.restart_for;
     let mut lines: Vec<String> = changes.described().to_vec();
     lines.push(if restart.is_empty() {
         "no restart needed".to_string()

@@ -26,3 +26,4 @@ pub use process::{
     free_port, pid_alive, run_as_postgres, run_as_postgres_ok, run_command, CMD_TIMEOUT,
 };
 pub use walmgr::Walmgr;
+pub mod shipping;

@@ -1,0 +1,223 @@
+//! The scenario most tests start from: a master whose WAL walmgr ships to a local archive,
+//! and standbys that replay from it. Written the way a DBA sets it up: config files, then
+//! `walmgr master.toml setup`.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use walmgr_core::wal_name::{SegmentName, WalFileName};
+
+use crate::{chown_to_postgres, Cluster, Pg, TestDir, Walmgr};
+
+pub const WAIT: Duration = Duration::from_secs(120);
+
+/// Field order is drop order: the clusters go down before their directory is removed.
+pub struct Shipping {
+    pub master: Cluster,
+    pub walmgr: Walmgr,
+    pub master_config: PathBuf,
+    pub slave_config: PathBuf,
+    pub completed_wals: PathBuf,
+    pub dir: TestDir,
+}
+
+impl Shipping {
+    /// A running master (not yet set up) with master.toml and slave.toml written; the slave
+    /// directories live under the test dir (local transport).
+    pub fn new(pg: &Pg, label: &str, initdb_args: &[&str]) -> Shipping {
+        let dir = TestDir::new(label);
+        let master = Cluster::init(pg, &dir, "master", initdb_args);
+        // Keep finished segments in pg_wal long enough to compare them with the archive.
+        master.set("wal_keep_size = '4GB'\nmax_wal_size = '4GB'\ncheckpoint_timeout = '1h'");
+        master.start();
+        let walmgr = Walmgr::new(&dir);
+        let walmgr_data = dir.join("walshipping");
+        let pg_ctl = pg.bin("pg_ctl");
+        let master_config = dir.write(
+            "master.toml",
+            format!(
+                "[walmgr]\n\
+                 job_name = \"wal-master\"\n\
+                 master_db = \"{conninfo}\"\n\
+                 master_data = \"{data}\"\n\
+                 master_bin = \"{bin}\"\n\
+                 master_restart_cmd = \"runuser -u postgres -- {pg_ctl} -D {data} -l {log} -w -m fast restart\"\n\
+                 slave = \"\"\n\
+                 walmgr_data = \"{walmgr_data}\"\n\
+                 completed_wals = \"${{walmgr_data}}/logs.complete\"\n\
+                 partial_wals = \"${{walmgr_data}}/logs.partial\"\n\
+                 full_backup = \"${{walmgr_data}}/data.master\"\n\
+                 config_backup = \"${{walmgr_data}}/config.backup\"\n",
+                conninfo = master.conninfo(),
+                data = master.data.display(),
+                bin = pg.bindir.display(),
+                pg_ctl = pg_ctl.display(),
+                log = master.log.display(),
+                walmgr_data = walmgr_data.display(),
+            ),
+        );
+        // A walmgr3 .ini works unchanged on the slave side.
+        let slave_config = dir.write(
+            "slave.ini",
+            format!(
+                "[walmgr]\n\
+                 job_name = wal-slave\n\
+                 slave_data = {}\n\
+                 walmgr_data = {}\n\
+                 completed_wals = %(walmgr_data)s/logs.complete\n\
+                 partial_wals = %(walmgr_data)s/logs.partial\n\
+                 full_backup = %(walmgr_data)s/data.master\n\
+                 keep_backups = 0\n\
+                 archive_command =\n",
+                dir.join("standby").display(),
+                walmgr_data.display()
+            ),
+        );
+        Shipping {
+            master,
+            walmgr,
+            master_config,
+            slave_config,
+            completed_wals: walmgr_data.join("logs.complete"),
+            dir,
+        }
+    }
+
+    /// `walmgr master.toml setup`, which restarts the master through master_restart_cmd.
+    pub fn setup(&self) -> String {
+        let out = self.walmgr.ok(&[path(&self.master_config), "setup"]);
+        self.master
+            .wait_until("the master is back after setup", WAIT, || {
+                self.master.try_connect().is_ok()
+            });
+        out
+    }
+
+    /// A master archiving through the walmgr module.
+    pub fn with_module(pg: &Pg, label: &str, initdb_args: &[&str]) -> Shipping {
+        let s = Shipping::new(pg, label, initdb_args);
+        s.setup();
+        let library: String = s
+            .master
+            .query_one("SELECT current_setting('archive_library')");
+        assert_eq!(library, "walmgr");
+        s
+    }
+
+    /// A standby made with pg_basebackup that replays from the archive through xrestore.
+    pub fn standby(&self, name: &str) -> Cluster {
+        let standby = Cluster::base_backup_of(&self.master, &self.dir, name);
+        standby.set(&format!(
+            "archive_mode = off\n\
+             archive_library = ''\n\
+             hot_standby = on\n\
+             wal_retrieve_retry_interval = '200ms'\n\
+             restore_command = '{} {} xrestore %f %p %r'\n",
+            self.walmgr.bin.display(),
+            self.slave_config.display()
+        ));
+        let signal = standby.data.join("standby.signal");
+        fs::write(&signal, "").expect("write standby.signal");
+        chown_to_postgres(&signal);
+        standby.start();
+        standby
+    }
+
+    /// File names in completed_wals (without walmgr's temp files).
+    pub fn archived(&self) -> BTreeSet<String> {
+        list(&self.completed_wals)
+            .into_iter()
+            .filter(|n| !n.starts_with('.'))
+            .collect()
+    }
+
+    pub fn wait_archived(&self, name: &str) {
+        self.master
+            .wait_until(&format!("{name} in completed_wals"), WAIT, || {
+                self.completed_wals.join(name).exists()
+            });
+    }
+
+    /// Switches to a new segment and waits until the finished one is archived; returns it.
+    pub fn switch_and_wait(&self) -> String {
+        let finished = self.master.switch_wal();
+        self.wait_archived(&finished);
+        finished
+    }
+
+    /// (last archived wal, files waiting, last error) from walmgr.status.
+    pub fn status(&self) -> (Option<String>, i64, Option<String>) {
+        let mut client = self.master.connect();
+        let row = client
+            .query_one(
+                "SELECT last_archived_wal, files_waiting, last_error FROM walmgr.status",
+                &[],
+            )
+            .expect("SELECT FROM walmgr.status");
+        (row.get(0), row.get(1), row.get(2))
+    }
+
+    /// The cluster's segment size in bytes.
+    pub fn seg_size(&self) -> u32 {
+        let bytes: String = self
+            .master
+            .query_one("SELECT setting FROM pg_settings WHERE name = 'wal_segment_size'");
+        bytes.parse().expect("wal_segment_size")
+    }
+
+    /// Every segment from the first to `last` is archived, and each one still in the
+    /// master's pg_wal has the same bytes in the archive.
+    pub fn assert_archive_complete_up_to(&self, last: &str) {
+        let seg_size = self.seg_size();
+        let archived = self.archived();
+        let segment = |name: &str| match WalFileName::parse(name) {
+            Ok(WalFileName::Segment(s)) => Some(s),
+            _ => None,
+        };
+        let segments: Vec<SegmentName> = archived.iter().filter_map(|n| segment(n)).collect();
+        let first = *segments.first().expect("no segment archived");
+        let last = segment(last).expect("last is a segment name");
+        for n in first.segno(seg_size)..=last.segno(seg_size) {
+            let name = SegmentName::from_segno(last.tli, n, seg_size).to_string();
+            assert!(
+                archived.contains(&name),
+                "segment {name} missing from the archive; archive has {archived:?}"
+            );
+        }
+        let pg_wal = self.master.data.join("pg_wal");
+        let mut compared = 0;
+        for name in segments.iter().map(SegmentName::to_string) {
+            if let Ok(master_bytes) = fs::read(pg_wal.join(&name)) {
+                let archived_bytes =
+                    fs::read(self.completed_wals.join(&name)).expect("read archived segment");
+                assert!(
+                    master_bytes == archived_bytes,
+                    "{name}: archived copy differs from the master's"
+                );
+                compared += 1;
+            }
+        }
+        assert!(
+            compared > 0,
+            "no archived segment left in the master's pg_wal to compare"
+        );
+    }
+}
+
+pub fn list(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+pub fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
