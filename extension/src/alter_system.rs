@@ -58,10 +58,13 @@ pub fn running_value(name: &str) -> String {
 }
 
 /// The value the configuration files give `name` (what a restart would run with): the last
-/// valid entry of pg_file_settings, else the built-in default.
+/// valid entry of pg_file_settings (applied or waiting for a restart), else the built-in
+/// default.
 pub fn configured_value(name: &str) -> String {
     let from_files = Spi::get_one_with_args::<String>(
-        "SELECT setting FROM pg_file_settings WHERE name = $1 AND error IS NULL \
+        // A value that waits for a restart is flagged "could not be applied": it still counts.
+        "SELECT setting FROM pg_file_settings WHERE name = $1 \
+         AND (error IS NULL OR error = 'setting could not be applied') \
          ORDER BY seqno DESC LIMIT 1",
         &[name.into()],
     );
