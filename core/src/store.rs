@@ -8,7 +8,7 @@
 
 use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
@@ -278,29 +278,6 @@ pub fn fsync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::io("fsync directory", dir, e))
-}
-
-/// Writes a small file durably with the same protocol as the archive (used for control files
-/// and configs). Replaces an existing file.
-pub fn write_file_durably(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::Usage(format!("{} is not a file path", path.display())))?;
-    let temp = TempFile::create(dir, &name.to_string_lossy())?;
-    (&temp.file)
-        .write_all(contents)
-        .and_then(|_| temp.file.sync_data())
-        .map_err(|e| Error::io("write", &temp.path, e))?;
-    temp.file
-        .set_permissions(fs::Permissions::from_mode(mode))
-        .map_err(|e| Error::io("chmod", &temp.path, e))?;
-    fs::rename(&temp.path, path).map_err(|e| Error::io("rename into place", path, e))?;
-    temp.disarm();
-    fsync_dir(dir)
 }
 
 #[cfg(test)]
