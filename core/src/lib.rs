@@ -3,9 +3,12 @@
 //! The extension and the CLI are thin adapters around this crate: they parse and validate
 //! their input, then call in here. Nothing in this crate links against PostgreSQL.
 
+pub mod backup_catalog;
+pub mod backup_label;
 pub mod changes;
 pub mod config;
 pub mod error;
+pub mod lock;
 pub mod lsn;
 pub mod server_settings;
 pub mod store;

@@ -1,0 +1,263 @@
+//! BACKUPLOCK: one backup at a time, and no crash leaves the lock wedged.
+//!
+//! The lock file records who holds it (host, pid, the process's start time, command). A
+//! second backup finds a live holder and fails at once naming it; it finds a dead holder
+//! (the pid is gone, or reused by a process that started later) and takes the lock over,
+//! saying so. The file is created with O_EXCL, so two takers cannot both win.
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+pub const LOCK_FILE: &str = "BACKUPLOCK";
+
+/// Who holds the lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub host: String,
+    pub pid: u32,
+    /// Process start time in clock ticks since boot (/proc/PID/stat field 22): tells a live
+    /// holder from a new process that got the same pid.
+    pub started: u64,
+    pub what: String,
+}
+
+impl Holder {
+    /// This process, doing `what`.
+    pub fn me(what: &str) -> Holder {
+        let pid = std::process::id();
+        Holder {
+            host: hostname(),
+            pid,
+            started: process_start(pid).unwrap_or(0),
+            what: what.to_string(),
+        }
+    }
+
+    fn encode(&self) -> String {
+        format!(
+            "host={}\npid={}\nstarted={}\nwhat={}\n",
+            self.host, self.pid, self.started, self.what
+        )
+    }
+
+    fn decode(text: &str) -> Option<Holder> {
+        let field = |key: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+                .map(str::to_string)
+        };
+        Some(Holder {
+            host: field("host")?,
+            pid: field("pid")?.parse().ok()?,
+            started: field("started")?.parse().ok()?,
+            what: field("what").unwrap_or_default(),
+        })
+    }
+
+    /// Alive means: on this host, the pid exists and started when the holder did. A holder
+    /// on another host cannot be checked from here and counts as alive.
+    pub fn is_alive(&self) -> bool {
+        if self.host != hostname() {
+            return true;
+        }
+        match process_start(self.pid) {
+            Some(started) => self.started == 0 || started == self.started,
+            None => false,
+        }
+    }
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (pid {} on {})", self.what, self.pid, self.host)
+    }
+}
+
+/// What taking the lock found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Taken {
+    Free,
+    /// The previous holder had died; its lock was replaced.
+    TakenOver(Holder),
+}
+
+fn lock_path(dir: &Path) -> PathBuf {
+    dir.join(LOCK_FILE)
+}
+
+/// Takes the lock in `dir` for `me`.
+pub fn acquire(dir: &Path, me: &Holder) -> Result<Taken> {
+    let path = lock_path(dir);
+    let mut found = Taken::Free;
+    // Two rounds: a stale lock is removed once, then the exclusive create must win.
+    for _ in 0..2 {
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(mut f) => {
+                f.write_all(me.encode().as_bytes())
+                    .and_then(|_| f.sync_all())
+                    .map_err(|e| Error::io("write", &path, e))?;
+                crate::store::fsync_dir(dir)?;
+                return Ok(found);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                let holder = read_holder(&path)?;
+                match holder {
+                    Some(h) if h.is_alive() => return Err(Error::Usage(format!(
+                        "another backup is running: {} holds {} (wait for it, or remove the file \
+                             if that process is gone)",
+                        h,
+                        path.display()
+                    ))),
+                    stale => {
+                        fs::remove_file(&path)
+                            .map_err(|e| Error::io("remove stale lock", &path, e))?;
+                        found = Taken::TakenOver(stale.unwrap_or(Holder {
+                            host: "?".into(),
+                            pid: 0,
+                            started: 0,
+                            what: "an unreadable lock".into(),
+                        }));
+                    }
+                }
+            }
+            Err(e) => return Err(Error::io("create", &path, e)),
+        }
+    }
+    Err(Error::Usage(format!(
+        "{} keeps reappearing: another backup is starting at the same time",
+        path.display()
+    )))
+}
+
+/// Releases the lock; only the holder's own lock is removed (a lock taken over by someone
+/// else stays theirs).
+pub fn release(dir: &Path, me: &Holder) -> Result<()> {
+    let path = lock_path(dir);
+    match read_holder(&path)? {
+        None => Ok(()),
+        Some(h) if h.pid == me.pid && h.host == me.host => {
+            fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
+            crate::store::fsync_dir(dir)
+        }
+        Some(h) => Err(Error::Usage(format!(
+            "{} is held by {h}, not by this process: left in place",
+            path.display()
+        ))),
+    }
+}
+
+/// Removes the lock whoever holds it (the `xrelease` command, a DBA's decision).
+pub fn force_release(dir: &Path) -> Result<Option<Holder>> {
+    let path = lock_path(dir);
+    let holder = read_holder(&path)?;
+    match fs::remove_file(&path) {
+        Ok(()) => Ok(holder),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("remove", &path, e)),
+    }
+}
+
+/// The current holder, if the lock exists.
+pub fn holder(dir: &Path) -> Result<Option<Holder>> {
+    read_holder(&lock_path(dir))
+}
+
+fn read_holder(path: &Path) -> Result<Option<Holder>> {
+    match fs::read_to_string(path) {
+        Ok(text) => Ok(Holder::decode(&text)
+            .or(Some(Holder {
+                host: "?".into(),
+                pid: 0,
+                started: 0,
+                what: format!(
+                    "unreadable lock content {:?}",
+                    text.chars().take(60).collect::<String>()
+                ),
+            }))
+            // An unreadable lock (e.g. walmgr3's empty file) has no checkable holder: stale.
+            .filter(|h| h.pid != 0)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("read", path, e)),
+    }
+}
+
+pub fn hostname() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+/// Start time of `pid` in clock ticks since boot, None if there is no such process.
+fn process_start(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces and parentheses: count after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_taker_fails_at_once_naming_a_live_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = Holder::me("backup");
+        assert_eq!(acquire(dir.path(), &me).unwrap(), Taken::Free);
+        let err = acquire(dir.path(), &Holder::me("backup"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("another backup is running"), "{err}");
+        assert!(err.contains(&format!("pid {}", me.pid)), "{err}");
+        release(dir.path(), &me).unwrap();
+        assert!(!dir.path().join(LOCK_FILE).exists());
+    }
+
+    #[test]
+    fn a_dead_holders_lock_is_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        let dead = Holder {
+            host: hostname(),
+            pid,
+            started: 1,
+            what: "backup".into(),
+        };
+        fs::write(dir.path().join(LOCK_FILE), dead.encode()).unwrap();
+        let taken = acquire(dir.path(), &Holder::me("backup")).unwrap();
+        assert_eq!(taken, Taken::TakenOver(dead));
+    }
+
+    #[test]
+    fn a_reused_pid_does_not_keep_a_lock_alive() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut impostor = Holder::me("backup");
+        impostor.started += 1; // same pid, different process start
+        fs::write(dir.path().join(LOCK_FILE), impostor.encode()).unwrap();
+        assert!(matches!(
+            acquire(dir.path(), &Holder::me("b")).unwrap(),
+            Taken::TakenOver(_)
+        ));
+    }
+
+    #[test]
+    fn walmgr3s_empty_lock_file_counts_as_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(LOCK_FILE), "").unwrap();
+        assert!(matches!(
+            acquire(dir.path(), &Holder::me("b")).unwrap(),
+            Taken::TakenOver(_)
+        ));
+    }
+}
