@@ -111,12 +111,14 @@ pub fn acquire(dir: &Path, me: &Holder) -> Result<Taken> {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 let holder = read_holder(&path)?;
                 match holder {
-                    Some(h) if h.is_alive() => return Err(Error::Usage(format!(
+                    Some(h) if h.is_alive() => {
+                        return Err(Error::Usage(format!(
                         "another backup is running: {} holds {} (wait for it, or remove the file \
                              if that process is gone)",
                         h,
                         path.display()
-                    ))),
+                    )))
+                    }
                     stale => {
                         fs::remove_file(&path)
                             .map_err(|e| Error::io("remove stale lock", &path, e))?;

@@ -1,0 +1,153 @@
+//! How a restored data directory is told to recover: a signal file and settings in
+//! postgresql.auto.conf (PostgreSQL 12+ has no recovery.conf).
+
+use std::fs;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::server_settings::quote_literal;
+
+/// A point-in-time target for `restore`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Time(String),
+    Lsn(String),
+    Xid(String),
+    Name(String),
+}
+
+impl Target {
+    fn setting(&self) -> (&'static str, &str) {
+        match self {
+            Target::Time(v) => ("recovery_target_time", v),
+            Target::Lsn(v) => ("recovery_target_lsn", v),
+            Target::Xid(v) => ("recovery_target_xid", v),
+            Target::Name(v) => ("recovery_target_name", v),
+        }
+    }
+}
+
+/// What a restore writes: the signal file and the settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveryPlan {
+    /// `standby.signal` to follow the archive, `recovery.signal` to stop at a target.
+    pub signal_file: &'static str,
+    pub settings: Vec<(&'static str, String)>,
+}
+
+/// Settings for a standby fed by `xrestore` (or, with a target, a one-off point-in-time
+/// recovery that opens for writes at the target). Archiving is switched off in the copy:
+/// a restored master's settings must never archive into the master's own archive.
+pub fn plan(
+    walmgr: &Path,
+    slave_config: &Path,
+    primary_conninfo: Option<&str>,
+    target: Option<&Target>,
+) -> RecoveryPlan {
+    let cmd = |sub: &str| format!("{} {} {sub}", walmgr.display(), slave_config.display());
+    let mut settings = vec![
+        ("archive_mode", "off".to_string()),
+        ("restore_command", cmd("xrestore %f %p %r")),
+    ];
+    match target {
+        None => {
+            settings.push(("archive_cleanup_command", cmd("xpurgewals")));
+            if let Some(conninfo) = primary_conninfo {
+                settings.push(("primary_conninfo", conninfo.to_string()));
+            }
+            RecoveryPlan {
+                signal_file: "standby.signal",
+                settings,
+            }
+        }
+        Some(t) => {
+            let (name, value) = t.setting();
+            settings.push((name, value.to_string()));
+            settings.push(("recovery_target_action", "promote".to_string()));
+            RecoveryPlan {
+                signal_file: "recovery.signal",
+                settings,
+            }
+        }
+    }
+}
+
+/// postgresql.auto.conf with `settings` replacing any earlier lines for the same names.
+pub fn with_settings(current: &str, settings: &[(&str, String)]) -> String {
+    let names: Vec<&str> = settings.iter().map(|(n, _)| *n).collect();
+    let mut out: String = current
+        .lines()
+        .filter(|line| {
+            let key = line.split('=').next().unwrap_or("").trim();
+            !names.contains(&key)
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    out.push_str("# walmgr restore\n");
+    for (name, value) in settings {
+        out.push_str(&format!("{name} = {}\n", quote_literal(value)));
+    }
+    out
+}
+
+/// Applies `plan` to the data directory `data`.
+pub fn write(data: &Path, plan: &RecoveryPlan) -> Result<()> {
+    let auto = data.join("postgresql.auto.conf");
+    let current = match fs::read_to_string(&auto) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(Error::io("read", &auto, e)),
+    };
+    fs::write(&auto, with_settings(&current, &plan.settings))
+        .map_err(|e| Error::io("write", &auto, e))?;
+    let signal = data.join(plan.signal_file);
+    fs::write(&signal, "").map_err(|e| Error::io("write", &signal, e))?;
+    // Owner of the data directory, also when we run as root.
+    if let Ok(meta) = fs::metadata(data) {
+        use std::os::unix::fs::MetadataExt;
+        for p in [&auto, &signal] {
+            let _ = std::os::unix::fs::chown(p, Some(meta.uid()), Some(meta.gid()));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_standby_follows_the_archive_with_archiving_off() {
+        let p = plan(
+            Path::new("/usr/bin/walmgr"),
+            Path::new("/etc/slave.ini"),
+            Some("host=m"),
+            None,
+        );
+        assert_eq!(p.signal_file, "standby.signal");
+        let auto = with_settings(
+            "# Do not edit\narchive_mode = 'on'\narchive_library = 'walmgr'\n",
+            &p.settings,
+        );
+        assert!(auto.contains("archive_mode = 'off'\n"), "{auto}");
+        assert!(!auto.contains("archive_mode = 'on'"), "{auto}");
+        assert!(
+            auto.contains("restore_command = '/usr/bin/walmgr /etc/slave.ini xrestore %f %p %r'"),
+            "{auto}"
+        );
+        assert!(auto.contains("primary_conninfo = 'host=m'"), "{auto}");
+    }
+
+    #[test]
+    fn a_target_means_recovery_signal_and_promotion_at_the_target() {
+        let t = Target::Lsn("0/3000060".into());
+        let p = plan(Path::new("/w"), Path::new("/c"), None, Some(&t));
+        assert_eq!(p.signal_file, "recovery.signal");
+        assert!(p
+            .settings
+            .contains(&("recovery_target_lsn", "0/3000060".into())));
+        assert!(p
+            .settings
+            .contains(&("recovery_target_action", "promote".into())));
+    }
+}
