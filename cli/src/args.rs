@@ -54,6 +54,58 @@ pub enum Command {
         drop_waiting: bool,
     },
 
+    /// Either host: take a base backup into full_backup (from the master, or from the
+    /// in-recovery standby when run with a slave config).
+    Backup,
+
+    /// List the backup sets in full_backup.
+    Listbackups,
+
+    /// Slave: put a backup set in place of slave_data and start replay from the archive.
+    Restore {
+        /// Backup set to restore (e.g. data.master.1); default: the newest, moved rather than copied.
+        src: Option<String>,
+        /// Destination instead of slave_data.
+        dst: Option<std::path::PathBuf>,
+        /// Recover up to this time (recovery_target_time), then open for writes.
+        #[arg(long, value_name = "TIMESTAMP", group = "target")]
+        target_time: Option<String>,
+        /// Recover up to this LSN (recovery_target_lsn), then open for writes.
+        #[arg(long, value_name = "LSN", group = "target")]
+        target_lsn: Option<String>,
+        /// Recover up to this transaction (recovery_target_xid), then open for writes.
+        #[arg(long, value_name = "XID", group = "target")]
+        target_xid: Option<String>,
+        /// Recover up to this restore point (recovery_target_name), then open for writes.
+        #[arg(long, value_name = "NAME", group = "target")]
+        target_name: Option<String>,
+    },
+
+    /// Slave: stop replay and open the standby for writes.
+    Boot {
+        /// Seconds to wait for the standby to replay what the archive has.
+        #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+        wait: u64,
+    },
+
+    /// Slave: pause replay.
+    Pause,
+
+    /// Slave: resume replay after pause.
+    Continue,
+
+    /// Internal: take the backup lock (BACKUPLOCK in completed_wals).
+    Xlock,
+
+    /// Internal: remove the backup lock.
+    Xrelease,
+
+    /// Internal: rotate backup sets per keep_backups.
+    Xrotate,
+
+    /// Internal: remove WAL files no kept backup needs.
+    Xpurgewals,
+
     /// Internal (archive_command): archive one WAL file.
     Xarchive {
         /// Path of the file (%p).
@@ -78,6 +130,16 @@ impl Command {
         match self {
             Command::Setup => "setup",
             Command::Stop { .. } => "stop",
+            Command::Backup => "backup",
+            Command::Listbackups => "listbackups",
+            Command::Restore { .. } => "restore",
+            Command::Boot { .. } => "boot",
+            Command::Pause => "pause",
+            Command::Continue => "continue",
+            Command::Xlock => "xlock",
+            Command::Xrelease => "xrelease",
+            Command::Xrotate => "xrotate",
+            Command::Xpurgewals => "xpurgewals",
             Command::Xarchive { .. } => "xarchive",
             Command::Xrestore { .. } => "xrestore",
         }

@@ -59,6 +59,32 @@ fn run(cli: Cli, log: &mut log::Log) -> Result<()> {
         Command::Stop { wait, drop_waiting } => {
             commands::master::stop(&mut ctx, *wait, *drop_waiting)
         }
+        Command::Backup => commands::backup::run(&mut ctx),
+        Command::Listbackups => commands::slave_side::listbackups(&mut ctx),
+        Command::Restore {
+            src,
+            dst,
+            target_time,
+            target_lsn,
+            target_xid,
+            target_name,
+        } => {
+            use walmgr_core::recovery::Target;
+            let target = target_time
+                .clone()
+                .map(Target::Time)
+                .or_else(|| target_lsn.clone().map(Target::Lsn))
+                .or_else(|| target_xid.clone().map(Target::Xid))
+                .or_else(|| target_name.clone().map(Target::Name));
+            commands::standby::restore(&mut ctx, src.as_deref(), dst.as_deref(), target)
+        }
+        Command::Boot { wait } => commands::standby::boot(&mut ctx, *wait),
+        Command::Pause => commands::standby::pause(&mut ctx),
+        Command::Continue => commands::standby::resume(&mut ctx),
+        Command::Xlock => commands::slave_side::xlock(&mut ctx),
+        Command::Xrelease => commands::slave_side::xrelease(&mut ctx),
+        Command::Xrotate => commands::slave_side::xrotate(&mut ctx),
+        Command::Xpurgewals => commands::slave_side::xpurgewals(&mut ctx),
         Command::Xarchive { srcpath, srcname } => {
             commands::xarchive::run(&mut ctx, srcpath, srcname)
         }

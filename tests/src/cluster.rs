@@ -127,6 +127,36 @@ impl Cluster {
         c
     }
 
+    /// A cluster whose data directory something else creates (e.g. `walmgr restore`): port,
+    /// socket dir and log are reserved, nothing is on disk yet.
+    pub fn planned(pg: &Pg, dir: &TestDir, name: &str) -> Cluster {
+        Cluster::new_in(pg, dir, name)
+    }
+
+    /// The shell command that starts this cluster on its own port and socket whatever its
+    /// postgresql.conf says (a restored master's copy names the master's), for
+    /// `slave_start_cmd`. Run it as postgres.
+    pub fn start_command(&self) -> String {
+        format!(
+            "{} -D {} -l {} -w -t {} -o '-p {} -k {}' start",
+            self.pg.bin("pg_ctl").display(),
+            self.data.display(),
+            self.log.display(),
+            PG_CTL_WAIT_SECS,
+            self.port,
+            self.socket_dir.display()
+        )
+    }
+
+    /// `pg_ctl stop -m fast` as a shell command, for `slave_stop_cmd`.
+    pub fn stop_command(&self) -> String {
+        format!(
+            "{} -D {} -w -m fast stop",
+            self.pg.bin("pg_ctl").display(),
+            self.data.display()
+        )
+    }
+
     fn new_in(pg: &Pg, dir: &TestDir, name: &str) -> Cluster {
         assert!(
             !name.is_empty() && !name.contains('/') && name != "." && name != "..",

@@ -85,6 +85,39 @@ impl Shipping {
         }
     }
 
+    /// Appends lines to master.toml (its only table is [walmgr]).
+    pub fn add_to_master_config(&self, lines: &str) {
+        let mut text = fs::read_to_string(&self.master_config).expect("read master.toml");
+        text.push_str(lines);
+        text.push('\n');
+        fs::write(&self.master_config, text).expect("write master.toml");
+    }
+
+    /// A native slave config for a standby that walmgr restores into `standby`'s data
+    /// directory and starts on its own port; named in master.toml as slave_config.
+    pub fn slave_toml(&self, standby: &Cluster, extra: &str) -> PathBuf {
+        let path = self.dir.write(
+            "slave.toml",
+            format!(
+                "[walmgr]\n\
+                 job_name = \"wal-slave\"\n\
+                 slave_data = \"{data}\"\n\
+                 slave_bin = \"{bin}\"\n\
+                 slave_start_cmd = \"{start}\"\n\
+                 slave_stop_cmd = \"{stop}\"\n\
+                 walmgr_data = \"{walmgr_data}\"\n\
+                 {extra}\n",
+                data = standby.data.display(),
+                bin = standby.pg.bindir.display(),
+                start = standby.start_command(),
+                stop = standby.stop_command(),
+                walmgr_data = self.dir.join("walshipping").display(),
+            ),
+        );
+        self.add_to_master_config(&format!("slave_config = \"{}\"", path.display()));
+        path
+    }
+
     /// `walmgr master.toml setup`, which restarts the master through master_restart_cmd.
     pub fn setup(&self) -> String {
         let out = self.walmgr.ok(&[path(&self.master_config), "setup"]);

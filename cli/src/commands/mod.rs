@@ -1,7 +1,11 @@
 //! One module per command. Each takes the loaded config and does its work through
 //! walmgr-core; every change goes through `Changes` so `--not-really` is exact.
 
+pub mod backup;
 pub mod master;
+pub mod slave_side;
+pub mod standby;
+pub mod standby_conn;
 pub mod xarchive;
 pub mod xrestore;
 

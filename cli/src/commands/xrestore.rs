@@ -9,6 +9,7 @@ use std::path::Path;
 use walmgr_core::store::ArchiveStore;
 use walmgr_core::wal_name::WalFileName;
 
+use super::standby::{PAUSE_FILE, STOP_FILE};
 use super::Context;
 use crate::error::{CliError, Result};
 
@@ -16,8 +17,20 @@ pub fn run(ctx: &mut Context, srcname: &str, dstpath: &Path, last: Option<&str>)
     let name = WalFileName::parse(srcname)?;
     check_destination(dstpath)?;
     if let Some(last) = last {
-        // %r: validated so a wrong restore_command shows up, used by archive cleanup.
-        WalFileName::parse(last)?;
+        // %r: validated so a wrong restore_command shows up. Before the first restartpoint
+        // PostgreSQL passes 24 zeros, which is no file but is no mistake either.
+        if last != "000000000000000000000000" {
+            WalFileName::parse(last)?;
+        }
+    }
+    // `walmgr boot` and `walmgr pause` speak to recovery through these files.
+    for (control, why) in [
+        (STOP_FILE, "recovery is being ended (walmgr boot)"),
+        (PAUSE_FILE, "replay is paused (walmgr pause)"),
+    ] {
+        if ctx.config.completed_wals.join(control).exists() {
+            return Err(CliError::Declined(format!("{name} not handed out: {why}")));
+        }
     }
     let store = ArchiveStore::new(&ctx.config.completed_wals);
     let what = format!(

@@ -1,0 +1,346 @@
+//! The standby's lifecycle: restore a backup set, pause and continue replay, boot.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::thread::sleep;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use walmgr_core::backup_catalog;
+use walmgr_core::config::Role;
+use walmgr_core::datadir;
+use walmgr_core::recovery::{self, Target};
+use walmgr_core::wal_name::WalFileName;
+use walmgr_core::Error;
+
+use super::{standby_conn, Context};
+use crate::error::{CliError, Result};
+
+pub const PAUSE_FILE: &str = "PAUSE";
+pub const STOP_FILE: &str = "STOP";
+
+fn slave_data(ctx: &Context, command: &str) -> Result<PathBuf> {
+    ctx.config
+        .slave_data
+        .clone()
+        .ok_or_else(|| ctx.config.missing("slave_data", command).into())
+}
+
+pub fn restore(
+    ctx: &mut Context,
+    src: Option<&str>,
+    dst: Option<&Path>,
+    target: Option<Target>,
+) -> Result<()> {
+    ctx.require_role(Role::Slave, "restore")?;
+    let data = match dst {
+        Some(d) => d.to_path_buf(),
+        None => slave_data(ctx, "restore")?,
+    };
+    let full_backup = ctx.config.full_backup.clone();
+    let (set, moving) = match src {
+        None => (full_backup.clone(), true),
+        Some(name) if name.contains('/') => (PathBuf::from(name), false),
+        Some(name) => (full_backup.with_file_name(name), false),
+    };
+    if !set.join("backup_label").is_file() {
+        let sets: Vec<String> = backup_catalog::list(&full_backup)?
+            .iter()
+            .map(|s| s.name())
+            .collect();
+        return Err(CliError::failed(format!(
+            "{} is not a backup set (no backup_label); sets: {}",
+            set.display(),
+            if sets.is_empty() {
+                "none".into()
+            } else {
+                sets.join(", ")
+            }
+        )));
+    }
+
+    // slave_stop_cmd / slave_start_cmd are about slave_data, not another destination.
+    let own_server = dst.is_none();
+    if let Some(cmd) = ctx.config.slave_stop_cmd.clone().filter(|_| own_server) {
+        if standby_conn::running(&data).is_some() {
+            ctx.run_shell("slave_stop_cmd", &cmd)?;
+        }
+    }
+    if standby_conn::running(&data).is_some() && !ctx.changes.is_dry_run() {
+        return Err(CliError::failed(format!(
+            "a server is still running on {}: stop it (or set slave_stop_cmd) before restore",
+            data.display()
+        )));
+    }
+
+    if data.exists() {
+        if ctx.config.backup_datadir {
+            let aside = PathBuf::from(format!("{}.{}", data.display(), timestamp()));
+            ctx.changes.apply(
+                format!("rename {} to {}", data.display(), aside.display()),
+                || fs::rename(&data, &aside).map_err(|e| Error::io("rename", &data, e)),
+            )?;
+        } else {
+            ctx.changes.apply(
+                format!("remove {} (backup_datadir = no)", data.display()),
+                || fs::remove_dir_all(&data).map_err(|e| Error::io("remove", &data, e)),
+            )?;
+        }
+    }
+    if moving {
+        ctx.changes.apply(
+            format!("move {} to {}", set.display(), data.display()),
+            || fs::rename(&set, &data).map_err(|e| Error::io("move", &set, e)),
+        )?;
+    } else {
+        ctx.changes.apply(
+            format!("copy {} to {}", set.display(), data.display()),
+            || datadir::copy_tree(&set, &data).map(|_| ()),
+        )?;
+    }
+
+    if let Some(pg_xlog) = ctx.config.slave_pg_xlog.clone() {
+        link_pg_wal(ctx, &data, &pg_xlog)?;
+    }
+    if let (Some(conf_dir), Some(backup)) = (
+        ctx.config.slave_config_dir.clone(),
+        ctx.config.config_backup.clone(),
+    ) {
+        restore_config_files(ctx, &backup, &conf_dir)?;
+    }
+
+    let walmgr = std::env::current_exe().map_err(|e| Error::io("find", "walmgr binary", e))?;
+    let config = ctx
+        .config
+        .source
+        .canonicalize()
+        .map_err(|e| Error::io("resolve", &ctx.config.source, e))?;
+    let plan = recovery::plan(
+        &walmgr,
+        &config,
+        ctx.config.primary_conninfo.as_deref(),
+        target.as_ref(),
+    );
+    let what = format!(
+        "write {} and set {} in postgresql.auto.conf",
+        data.join(plan.signal_file).display(),
+        plan.settings
+            .iter()
+            .map(|(k, v)| format!("{k} = '{v}'"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    ctx.changes.apply(what, || recovery::write(&data, &plan))?;
+    for control in [STOP_FILE, PAUSE_FILE] {
+        let path = ctx.config.completed_wals.join(control);
+        if path.exists() {
+            ctx.changes
+                .apply(format!("remove {}", path.display()), || {
+                    fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))
+                })?;
+        }
+    }
+    if let Some(cmd) = ctx.config.slave_start_cmd.clone().filter(|_| own_server) {
+        ctx.run_shell("slave_start_cmd", &cmd)?;
+    } else {
+        ctx.log.info(&format!(
+            "restored into {}: start PostgreSQL there (slave_start_cmd is not set)",
+            data.display()
+        ));
+    }
+    Ok(())
+}
+
+fn link_pg_wal(ctx: &mut Context, data: &Path, target: &Path) -> Result<()> {
+    let pg_wal = data.join("pg_wal");
+    ctx.changes.apply(
+        format!(
+            "replace {} by a symlink to {}",
+            pg_wal.display(),
+            target.display()
+        ),
+        || {
+            fs::remove_dir_all(&pg_wal).map_err(|e| Error::io("remove", &pg_wal, e))?;
+            walmgr_core::transport::create_private_dir(&target.join("archive_status"))?;
+            std::os::unix::fs::symlink(target, &pg_wal)
+                .map_err(|e| Error::io("symlink", &pg_wal, e))?;
+            if let Ok(meta) = fs::metadata(data) {
+                use std::os::unix::fs::MetadataExt;
+                for p in [target.to_path_buf(), target.join("archive_status")] {
+                    let _ = std::os::unix::fs::chown(&p, Some(meta.uid()), Some(meta.gid()));
+                }
+                let _ = std::os::unix::fs::lchown(&pg_wal, Some(meta.uid()), Some(meta.gid()));
+            }
+            Ok(())
+        },
+    )?;
+    Ok(())
+}
+
+/// Configuration files saved by backup go back where the standby's server reads them.
+/// Archiving stays off through postgresql.auto.conf, which overrides these files.
+fn restore_config_files(ctx: &mut Context, backup: &Path, conf_dir: &Path) -> Result<()> {
+    let Ok(entries) = fs::read_dir(backup) else {
+        return Ok(());
+    };
+    for entry in entries.filter_map(|e| e.ok()) {
+        let from = entry.path();
+        let to = conf_dir.join(entry.file_name());
+        ctx.changes.apply(
+            format!("copy {} to {}", from.display(), to.display()),
+            || {
+                fs::copy(&from, &to)
+                    .map(|_| ())
+                    .map_err(|e| Error::io("copy", &from, e))
+            },
+        )?;
+    }
+    Ok(())
+}
+
+fn timestamp() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!("{secs}")
+}
+
+fn control_file(ctx: &Context, name: &str) -> PathBuf {
+    ctx.config.completed_wals.join(name)
+}
+
+pub fn pause(ctx: &mut Context) -> Result<()> {
+    ctx.require_role(Role::Slave, "pause")?;
+    let data = slave_data(ctx, "pause")?;
+    let file = control_file(ctx, PAUSE_FILE);
+    ctx.changes.apply(
+        format!("create {} (xrestore hands out no WAL)", file.display()),
+        || fs::write(&file, "").map_err(|e| Error::io("create", &file, e)),
+    )?;
+    if let Some(mut client) = standby_conn::try_connect(&data) {
+        ctx.changes.apply("SELECT pg_wal_replay_pause()", || {
+            client
+                .execute("SELECT pg_wal_replay_pause()", &[])
+                .map(|_| ())
+                .map_err(|e| Error::Usage(format!("pg_wal_replay_pause: {e}")))
+        })?;
+    }
+    Ok(())
+}
+
+pub fn resume(ctx: &mut Context) -> Result<()> {
+    ctx.require_role(Role::Slave, "continue")?;
+    let data = slave_data(ctx, "continue")?;
+    let file = control_file(ctx, PAUSE_FILE);
+    if file.exists() {
+        ctx.changes
+            .apply(format!("remove {}", file.display()), || {
+                fs::remove_file(&file).map_err(|e| Error::io("remove", &file, e))
+            })?;
+    }
+    if let Some(mut client) = standby_conn::try_connect(&data) {
+        ctx.changes.apply("SELECT pg_wal_replay_resume()", || {
+            client
+                .execute("SELECT pg_wal_replay_resume()", &[])
+                .map(|_| ())
+                .map_err(|e| Error::Usage(format!("pg_wal_replay_resume: {e}")))
+        })?;
+    }
+    Ok(())
+}
+
+/// Ends recovery: lets the standby replay what the archive holds (bounded wait), then the
+/// STOP file makes xrestore hand out nothing more, and pg_ctl promote opens it for writes.
+pub fn boot(ctx: &mut Context, wait: u64) -> Result<()> {
+    ctx.require_role(Role::Slave, "boot")?;
+    let data = slave_data(ctx, "boot")?;
+    if standby_conn::running(&data).is_none() {
+        return Err(CliError::failed(format!(
+            "no server is running on {}",
+            data.display()
+        )));
+    }
+    if !ctx.changes.is_dry_run() {
+        let pause = control_file(ctx, PAUSE_FILE);
+        if pause.exists() {
+            resume(ctx)?;
+        }
+        wait_for_archive_replay(ctx, &data, Duration::from_secs(wait));
+    }
+    let stop = control_file(ctx, STOP_FILE);
+    ctx.changes
+        .apply(format!("create {}", stop.display()), || {
+            fs::write(&stop, "").map_err(|e| Error::io("create", &stop, e))
+        })?;
+    let pg_ctl = ctx
+        .config
+        .slave_bin
+        .as_ref()
+        .map(|b| b.join("pg_ctl"))
+        .unwrap_or_else(|| PathBuf::from("pg_ctl"));
+    let cmd = format!("{} -D {} -w promote", pg_ctl.display(), data.display());
+    let as_owner = if unsafe { libc::geteuid() } == 0 {
+        format!("runuser -u {} -- {cmd}", owner(&data))
+    } else {
+        cmd
+    };
+    ctx.run_shell("promote", &as_owner)?;
+    Ok(())
+}
+
+fn owner(path: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let uid = fs::metadata(path).map(|m| m.uid()).unwrap_or(0);
+    // SAFETY: getpwuid returns static storage or NULL; copied out at once.
+    unsafe {
+        let pw = libc::getpwuid(uid);
+        if pw.is_null() {
+            return "postgres".into();
+        }
+        std::ffi::CStr::from_ptr((*pw).pw_name)
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+/// Waits until the standby has started replaying the newest archived segment and its
+/// replay position stops moving, or `limit` passes (then boots with what it has).
+fn wait_for_archive_replay(ctx: &Context, data: &Path, limit: Duration) {
+    let Some(seg_size) = backup_catalog::segment_size_in(&ctx.config.completed_wals) else {
+        return;
+    };
+    let newest = fs::read_dir(&ctx.config.completed_wals)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter_map(
+                    |e| match WalFileName::parse(&e.file_name().to_string_lossy()) {
+                        Ok(WalFileName::Segment(s)) => Some(s),
+                        _ => None,
+                    },
+                )
+                .max_by_key(|s| (s.tli, s.segno(seg_size)))
+        })
+        .ok()
+        .flatten();
+    let Some(newest) = newest else { return };
+    let needed = newest.start_lsn(seg_size);
+    let deadline = Instant::now() + limit;
+    let mut last = None;
+    while Instant::now() < deadline {
+        let replayed = standby_conn::try_connect(data).and_then(|mut c| {
+            c.query_one("SELECT (pg_last_wal_replay_lsn() - '0/0')::bigint", &[])
+                .ok()
+                .and_then(|r| r.get::<_, Option<i64>>(0))
+        });
+        if let Some(lsn) = replayed {
+            // Strictly past the start: a replayed segment switch already points at it.
+            if lsn as u64 > needed && last == Some(lsn) {
+                return;
+            }
+            last = Some(lsn);
+        }
+        sleep(Duration::from_millis(500));
+    }
+    ctx.log
+        .warning("the standby did not replay the whole archive in time; booting with what it has");
+}

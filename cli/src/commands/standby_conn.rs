@@ -1,0 +1,63 @@
+//! Reaching the standby's own server: its postmaster.pid says where it listens.
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use postgres::Client;
+
+use crate::db;
+use crate::error::{CliError, Result};
+
+/// The running server of data directory `data`, if any: (pid, port, socket dir).
+pub fn running(data: &Path) -> Option<(i32, u16, String)> {
+    let text = fs::read_to_string(data.join("postmaster.pid")).ok()?;
+    let lines: Vec<&str> = text.lines().collect();
+    let pid: i32 = lines.first()?.trim().parse().ok()?;
+    // SAFETY: signal 0 only checks that the process exists.
+    if pid <= 0 || unsafe { libc::kill(pid, 0) } != 0 {
+        return None;
+    }
+    let port = lines.get(3)?.trim().parse().ok()?;
+    let socket = lines
+        .get(4)
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .unwrap_or("/var/run/postgresql")
+        .to_string();
+    Some((pid, port, socket))
+}
+
+/// Connects to the server of `data` as the data directory's owner.
+pub fn connect(data: &Path) -> Result<Client> {
+    let (_, port, socket) = running(data).ok_or_else(|| {
+        CliError::failed(format!(
+            "no PostgreSQL server is running on {} (start it, or check slave_data)",
+            data.display()
+        ))
+    })?;
+    let user = owner_name(data).unwrap_or_else(|| "postgres".into());
+    db::connect(&format!(
+        "host={socket} port={port} user={user} dbname=postgres"
+    ))
+}
+
+pub fn try_connect(data: &Path) -> Option<Client> {
+    running(data)?;
+    connect(data).ok()
+}
+
+fn owner_name(path: &Path) -> Option<String> {
+    let uid = fs::metadata(path).ok()?.uid();
+    // SAFETY: getpwuid returns static storage or NULL; copied out at once.
+    unsafe {
+        let pw = libc::getpwuid(uid);
+        if pw.is_null() {
+            return None;
+        }
+        std::ffi::CStr::from_ptr((*pw).pw_name)
+            .to_str()
+            .ok()
+            .map(str::to_owned)
+    }
+}

@@ -1,0 +1,403 @@
+//! Base backups and the standby's lifecycle, as the manual's quick start runs them:
+//! setup, backup, restore on the standby, replay, pause/continue, boot, point in time.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use walmgr_tests::shipping::{path, Shipping, WAIT};
+use walmgr_tests::{Cluster, Pg};
+
+fn count(c: &Cluster, table: &str) -> i64 {
+    c.query_one(&format!("SELECT count(*) FROM {table}"))
+}
+
+fn in_recovery(c: &Cluster) -> bool {
+    c.query_one("SELECT pg_is_in_recovery()")
+}
+
+/// A master archiving through walmgr plus a planned standby with its slave.toml.
+fn quick_start(label: &str, slave_extra: &str) -> (Shipping, Cluster, PathBuf) {
+    let s = Shipping::with_module(&Pg::major(15), label, &["--wal-segsize=1"]);
+    let standby = Cluster::planned(&s.master.pg, &s.dir, "standby");
+    let slave = s.slave_toml(&standby, slave_extra);
+    (s, standby, slave)
+}
+
+fn backup(s: &Shipping) -> String {
+    s.walmgr.ok_as_postgres(&[path(&s.master_config), "backup"])
+}
+
+fn set_names(s: &Shipping) -> Vec<String> {
+    let mut names: Vec<String> = walmgr_tests::shipping::list(&s.dir.join("walshipping"))
+        .into_iter()
+        .filter(|n| n.starts_with("data.master") && !n.ends_with(".inprogress"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn quick_start_setup_backup_restore_replay_boot() {
+    let (s, standby, slave) = quick_start("quick", "");
+    s.master.execute("CREATE TABLE quick (id int, note text)");
+    s.master
+        .execute("INSERT INTO quick SELECT g, 'before backup' FROM generate_series(1, 1000) g");
+    let out = backup(&s);
+    assert!(out.contains("backup from the master done"), "{out}");
+    assert_eq!(set_names(&s), ["data.master"]);
+
+    s.master
+        .execute("INSERT INTO quick SELECT g, 'after backup' FROM generate_series(1001, 3000) g");
+    s.switch_and_wait();
+    s.walmgr.ok_as_postgres(&[path(&slave), "restore"]);
+    assert!(
+        set_names(&s).is_empty(),
+        "restore without arguments moves the newest set"
+    );
+    standby.wait_until("the standby replays up to the master", WAIT, || {
+        standby.try_connect().is_ok() && count(&standby, "quick") == 3000
+    });
+    assert!(in_recovery(&standby));
+
+    s.master.execute(
+        "INSERT INTO quick SELECT g, 'while replaying' FROM generate_series(3001, 3500) g",
+    );
+    s.switch_and_wait();
+    s.walmgr.ok_as_postgres(&[path(&slave), "boot"]);
+    standby.wait_until("the booted standby leaves recovery", WAIT, || {
+        !in_recovery(&standby)
+    });
+    assert_eq!(
+        count(&standby, "quick"),
+        3500,
+        "every committed row of the master"
+    );
+    standby.execute("INSERT INTO quick VALUES (0, 'written on the booted standby')");
+    assert_eq!(count(&standby, "quick"), 3501);
+}
+
+#[test]
+fn keep_three_over_five_backups_keeps_the_documented_sets_and_their_wal() {
+    let (s, standby, slave) = quick_start("rotate", "keep_backups = 3");
+    s.master.execute("CREATE TABLE r (backup int)");
+    for n in 1..=5 {
+        s.master.execute(&format!("INSERT INTO r VALUES ({n})"));
+        backup(&s);
+        s.switch_and_wait();
+    }
+    assert_eq!(
+        set_names(&s),
+        ["data.master", "data.master.0", "data.master.1"]
+    );
+
+    // The oldest WAL kept is the oldest kept backup's start segment.
+    let label = fs::read_to_string(s.dir.join("walshipping/data.master.1/backup_label")).unwrap();
+    let start = label
+        .lines()
+        .find_map(|l| l.strip_prefix("START WAL LOCATION: "))
+        .and_then(|l| l.split("(file ").nth(1))
+        .map(|f| f.trim_end_matches(')').to_string())
+        .expect("start segment in backup_label");
+    let oldest_segment = s
+        .archived()
+        .into_iter()
+        .find(|n| n.len() == 24)
+        .expect("segments archived");
+    assert_eq!(oldest_segment, start);
+
+    // The standby restores from the oldest kept set and replays to the present.
+    let listing = s.walmgr.ok_as_postgres(&[path(&slave), "listbackups"]);
+    assert_eq!(listing.lines().count(), 4, "{listing}");
+    s.walmgr
+        .ok_as_postgres(&[path(&slave), "restore", "data.master.1"]);
+    standby.wait_until(
+        "the standby restored from data.master.1 catches up",
+        WAIT,
+        || standby.try_connect().is_ok() && count(&standby, "r") == 5,
+    );
+    assert_eq!(
+        set_names(&s).len(),
+        3,
+        "a named restore copies, the set stays"
+    );
+}
+
+fn spawn_backup(s: &Shipping) -> std::process::Child {
+    Command::new("runuser")
+        .args(["-u", "postgres", "--"])
+        .arg(&s.walmgr.bin)
+        .args([path(&s.master_config), "backup"])
+        .current_dir("/tmp")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn backup")
+}
+
+fn wait_for(what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_killed_backups_lock_is_taken_over_and_a_concurrent_backup_fails_at_once() {
+    let (s, _standby, _slave) = quick_start("lock", "");
+    s.master.pgbench(&["-i", "-s", "15", "-q"]);
+    let lock = s.completed_wals.join("BACKUPLOCK");
+    let staging = s.dir.join("walshipping/data.master.inprogress");
+
+    // A backup killed with SIGKILL in the middle of its copy.
+    let mut first = spawn_backup(&s);
+    wait_for("the first backup to start copying", || staging.exists());
+    first.kill().expect("SIGKILL the backup");
+    first.wait().unwrap();
+    // runuser forwards no SIGKILL: kill the walmgr process it started as well.
+    let _ = Command::new("pkill")
+        .args(["-9", "-f", &format!("{} backup", path(&s.master_config))])
+        .status();
+    wait_for("the killed backup to be gone", || {
+        !Command::new("pgrep")
+            .args(["-f", &format!("{} backup", path(&s.master_config))])
+            .status()
+            .map(|st| st.success())
+            .unwrap_or(false)
+    });
+    assert!(lock.exists(), "a killed backup leaves its lock");
+
+    // The next backup takes the dead holder's lock over, with a log line.
+    let out = Command::new("runuser")
+        .args(["-u", "postgres", "--"])
+        .arg(&s.walmgr.bin)
+        .args([path(&s.master_config), "backup"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("took over the backup lock"), "{stderr}");
+    assert!(!lock.exists());
+
+    // Two at once: the second fails at once, naming the first.
+    let mut running = spawn_backup(&s);
+    wait_for("the running backup's lock", || lock.exists());
+    let started = Instant::now();
+    let second = s
+        .walmgr
+        .run_as_postgres(&[path(&s.master_config), "backup"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the second backup waited"
+    );
+    assert_eq!(second.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("another backup is running"), "{stderr}");
+    assert!(stderr.contains("pid "), "{stderr}");
+    assert!(running.wait().unwrap().success());
+    assert_eq!(set_names(&s), ["data.master"]);
+}
+
+#[test]
+fn pause_holds_back_new_rows_and_continue_lets_them_through() {
+    let (s, standby, slave) = quick_start("pause", "");
+    s.master
+        .execute("CREATE TABLE p (x int); INSERT INTO p VALUES (1)");
+    backup(&s);
+    s.switch_and_wait();
+    s.walmgr.ok_as_postgres(&[path(&slave), "restore"]);
+    standby.wait_until("the standby has the first row", WAIT, || {
+        standby.try_connect().is_ok() && count(&standby, "p") == 1
+    });
+
+    s.walmgr.ok_as_postgres(&[path(&slave), "pause"]);
+    s.master
+        .execute("INSERT INTO p SELECT generate_series(2, 100)");
+    s.switch_and_wait();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        count(&standby, "p"),
+        1,
+        "rows written after pause are visible"
+    );
+
+    s.walmgr.ok_as_postgres(&[path(&slave), "continue"]);
+    standby.wait_until("the rows after continue", WAIT, || {
+        count(&standby, "p") == 100
+    });
+}
+
+#[test]
+fn point_in_time_restore_stops_exactly_at_the_target() {
+    let (s, standby, slave) = quick_start("pitr", "");
+    s.master.execute("CREATE TABLE t (x int)");
+    backup(&s);
+    s.master
+        .execute("INSERT INTO t SELECT generate_series(1, 100)");
+    let target_lsn: String = s.master.query_one("SELECT pg_current_wal_lsn()::text");
+    std::thread::sleep(Duration::from_millis(1100));
+    let target_time: String = s.master.query_one("SELECT now()::text");
+    std::thread::sleep(Duration::from_millis(1100));
+    s.master
+        .execute("INSERT INTO t SELECT generate_series(101, 200)");
+    s.switch_and_wait();
+
+    for target in [
+        format!("--target-lsn={target_lsn}"),
+        format!("--target-time={target_time}"),
+    ] {
+        s.walmgr
+            .ok_as_postgres(&[path(&slave), "restore", "data.master", &target]);
+        standby.wait_until(&format!("recovery to {target} ends"), WAIT, || {
+            standby.try_connect().is_ok() && !in_recovery(&standby)
+        });
+        assert_eq!(
+            count(&standby, "t"),
+            100,
+            "{target}: exactly the rows up to the target"
+        );
+        standby.stop();
+    }
+}
+
+/// Path, size and mtime of everything under `root`.
+fn snapshot(root: &Path) -> BTreeMap<String, (u64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.filter_map(|e| e.ok()) {
+            let meta = fs::symlink_metadata(e.path()).unwrap();
+            if meta.is_dir() {
+                stack.push(e.path());
+            }
+            out.insert(
+                e.path().display().to_string(),
+                (meta.len(), meta.mtime_nsec() + meta.mtime() * 1_000_000_000),
+            );
+        }
+    }
+    out
+}
+
+#[test]
+fn not_really_backup_and_restore_change_no_file_and_print_the_plan() {
+    let (s, standby, slave) = quick_start("dry", "keep_backups = 2");
+    s.master
+        .execute("CREATE TABLE d (x int); INSERT INTO d VALUES (1)");
+    backup(&s);
+    s.switch_and_wait();
+    s.master.checkpoint();
+
+    let walmgr_data = s.dir.join("walshipping");
+    let before = (snapshot(&s.master.data), snapshot(&walmgr_data));
+    let plan = s
+        .walmgr
+        .ok_as_postgres(&["-n", path(&s.master_config), "backup"]);
+    for step in [
+        "take backup lock",
+        "pg_backup_start",
+        "copy ",
+        "pg_backup_stop",
+        "rename ",
+    ] {
+        assert!(plan.contains(step), "backup plan lacks {step:?}:\n{plan}");
+    }
+    let plan = s.walmgr.ok_as_postgres(&["-n", path(&slave), "restore"]);
+    for step in [
+        "move ",
+        "standby.signal",
+        "restore_command",
+        "slave_start_cmd",
+    ] {
+        assert!(plan.contains(step), "restore plan lacks {step:?}:\n{plan}");
+    }
+    let after = (snapshot(&s.master.data), snapshot(&walmgr_data));
+    let changed = |a: &BTreeMap<String, (u64, i64)>, b: &BTreeMap<String, (u64, i64)>| {
+        a.iter()
+            .filter(|(k, v)| {
+                b.get(*k) != Some(v)
+                    && !k.contains("pg_stat")
+                    && !k.contains("pg_wal")
+                    && !k.contains("pg_xact")
+                    && !k.contains("pg_logical")
+                    && !k.contains("pg_multixact")
+                    && !k.contains("/base/")
+                    && !k.contains("/global/")
+            })
+            .map(|(k, _)| k.clone())
+            .chain(
+                b.keys()
+                    .filter(|k| {
+                        !a.contains_key(*k) && !k.contains("pg_stat") && !k.contains("pg_wal")
+                    })
+                    .cloned(),
+            )
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        changed(&before.1, &after.1).is_empty(),
+        "walmgr_data changed: {:?}",
+        changed(&before.1, &after.1)
+    );
+    assert!(
+        changed(&before.0, &after.0).is_empty(),
+        "master data changed: {:?}",
+        changed(&before.0, &after.0)
+    );
+    assert!(
+        !standby.data.exists(),
+        "dry-run restore created the standby"
+    );
+}
+
+#[test]
+fn a_backup_taken_on_the_standby_restores_to_a_working_server() {
+    let (s, standby, slave) = quick_start("sbackup", "keep_backups = 2");
+    s.master
+        .execute("CREATE TABLE b (x int); INSERT INTO b SELECT generate_series(1, 500)");
+    backup(&s);
+    s.switch_and_wait();
+    s.walmgr
+        .ok_as_postgres(&[path(&slave), "restore", "data.master"]);
+    standby.wait_until("the standby replays", WAIT, || {
+        standby.try_connect().is_ok() && count(&standby, "b") == 500
+    });
+
+    let out = s.walmgr.ok_as_postgres(&[path(&slave), "backup"]);
+    assert!(out.contains("backup from the standby done"), "{out}");
+    let label = fs::read_to_string(s.dir.join("walshipping/data.master/backup_label")).unwrap();
+    assert!(label.contains("BACKUP FROM: standby"), "{label}");
+
+    s.master
+        .execute("INSERT INTO b SELECT generate_series(501, 700)");
+    s.switch_and_wait();
+    let copy = Cluster::planned(&s.master.pg, &s.dir, "fromstandby");
+    s.walmgr
+        .ok_as_postgres(&[path(&slave), "restore", "data.master", path(&copy.data)]);
+    let (opts_start, _) = (copy.start_command(), ());
+    let out = Command::new("runuser")
+        .args(["-u", "postgres", "--", "sh", "-c", &opts_start])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    copy.wait_until(
+        "the server restored from the standby's backup catches up",
+        WAIT,
+        || copy.try_connect().is_ok() && count(&copy, "b") == 700,
+    );
+}
