@@ -81,6 +81,16 @@ pub enum Command {
         target_name: Option<String>,
     },
 
+    /// Standby: remove walmgr's directories and set-aside data directories after stop/boot.
+    Cleanup,
+
+    /// Either host: archiving (master) or replay (standby) state, backups, lock.
+    Status {
+        /// One JSON object, for monitoring.
+        #[arg(long)]
+        json: bool,
+    },
+
     /// Slave: stop replay and open the standby for writes.
     Boot {
         /// Seconds to wait for the standby to replay what the archive has.
@@ -134,6 +144,8 @@ impl Command {
             Command::Listbackups => "listbackups",
             Command::Restore { .. } => "restore",
             Command::Boot { .. } => "boot",
+            Command::Cleanup => "cleanup",
+            Command::Status { .. } => "status",
             Command::Pause => "pause",
             Command::Continue => "continue",
             Command::Xlock => "xlock",

@@ -78,6 +78,8 @@ fn run(cli: Cli, log: &mut log::Log) -> Result<()> {
                 .or_else(|| target_name.clone().map(Target::Name));
             commands::standby::restore(&mut ctx, src.as_deref(), dst.as_deref(), target)
         }
+        Command::Cleanup => commands::cleanup::run(&mut ctx),
+        Command::Status { json } => commands::status::run(&mut ctx, *json),
         Command::Boot { wait } => commands::standby::boot(&mut ctx, *wait),
         Command::Pause => commands::standby::pause(&mut ctx),
         Command::Continue => commands::standby::resume(&mut ctx),

@@ -61,6 +61,11 @@ fn quick_start_setup_backup_restore_replay_boot() {
         standby.try_connect().is_ok() && count(&standby, "quick") == 3000
     });
     assert!(in_recovery(&standby));
+    let status = s.walmgr.ok_as_postgres(&[path(&slave), "status", "--json"]);
+    assert!(status.contains("\"in_recovery\":true"), "{status}");
+    assert!(status.contains("\"role\":\"slave\""), "{status}");
+    let status = s.walmgr.ok_as_postgres(&[path(&s.master_config), "status"]);
+    assert!(status.contains("files_waiting"), "{status}");
 
     s.master.execute(
         "INSERT INTO quick SELECT g, 'while replaying' FROM generate_series(3001, 3500) g",
@@ -77,6 +82,19 @@ fn quick_start_setup_backup_restore_replay_boot() {
     );
     standby.execute("INSERT INTO quick VALUES (0, 'written on the booted standby')");
     assert_eq!(count(&standby, "quick"), 3501);
+
+    // Tear walmgr down as the manual says: stop on the master, cleanup on the standby.
+    s.walmgr.ok(&[path(&s.master_config), "stop"]);
+    s.walmgr.ok_as_postgres(&[path(&slave), "cleanup"]);
+    assert!(
+        !s.dir.join("walshipping").exists(),
+        "cleanup left walmgr_data"
+    );
+    assert_eq!(
+        count(&standby, "quick"),
+        3501,
+        "cleanup touched the booted server"
+    );
 }
 
 #[test]

@@ -2,10 +2,12 @@
 //! walmgr-core; every change goes through `Changes` so `--not-really` is exact.
 
 pub mod backup;
+pub mod cleanup;
 pub mod master;
 pub mod slave_side;
 pub mod standby;
 pub mod standby_conn;
+pub mod status;
 pub mod xarchive;
 pub mod xrestore;
 
