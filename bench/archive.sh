@@ -47,13 +47,15 @@ teardown() {
 trap teardown EXIT
 
 if [ "${WALMGR_BENCH_RELEASE:-1}" = 1 ]; then
+    # Only the extension is measured; the walmgr CLI plays no part, so it is not built.
     # shellcheck source=../scripts/lib.sh
     source "$REPO/scripts/lib.sh"
     install_extension 15 --release
 fi
 
 if ! command -v pgbackrest >/dev/null; then
-    apt-get install -y -qq pgbackrest >/dev/null
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbackrest >/dev/null
 fi
 
 python3 "$HERE/archive.py" "$N" "$REPS"

@@ -10,7 +10,7 @@ start as servers. Run as root through bench/backup.sh.
 import os, shutil, statistics, subprocess, sys, time
 
 PG = "/usr/lib/postgresql/15/bin"
-ROOT = os.environ.get("WALMGR_BENCH_DIR", "/tmp/walmgr-bench-backup")
+ROOT = os.environ.get("WALMGR_BENCH_BACKUP_DIR", "/tmp/walmgr-bench-backup")
 PORT = 54381
 REPS = int(sys.argv[1]) if len(sys.argv) > 1 else 3
 SCALE = int(sys.argv[2]) if len(sys.argv) > 2 else 70  # ~1.05 GB
