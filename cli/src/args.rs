@@ -113,8 +113,11 @@ pub enum Command {
     /// Internal: rotate backup sets per keep_backups.
     Xrotate,
 
-    /// Internal: remove WAL files no kept backup needs.
-    Xpurgewals,
+    /// Internal (archive_cleanup_command): remove WAL files no kept backup and no standby needs.
+    Xpurgewals {
+        /// The standby's last restartpoint file (%r): nothing from it on is removed.
+        last: Option<String>,
+    },
 
     /// Internal (archive_command): archive one WAL file.
     Xarchive {
@@ -151,7 +154,7 @@ impl Command {
             Command::Xlock => "xlock",
             Command::Xrelease => "xrelease",
             Command::Xrotate => "xrotate",
-            Command::Xpurgewals => "xpurgewals",
+            Command::Xpurgewals { .. } => "xpurgewals",
             Command::Xarchive { .. } => "xarchive",
             Command::Xrestore { .. } => "xrestore",
         }

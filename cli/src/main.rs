@@ -86,7 +86,7 @@ fn run(cli: Cli, log: &mut log::Log) -> Result<()> {
         Command::Xlock => commands::slave_side::xlock(&mut ctx),
         Command::Xrelease => commands::slave_side::xrelease(&mut ctx),
         Command::Xrotate => commands::slave_side::xrotate(&mut ctx),
-        Command::Xpurgewals => commands::slave_side::xpurgewals(&mut ctx),
+        Command::Xpurgewals { last } => commands::slave_side::xpurgewals(&mut ctx, last.as_deref()),
         Command::Xarchive { srcpath, srcname } => {
             commands::xarchive::run(&mut ctx, srcpath, srcname)
         }

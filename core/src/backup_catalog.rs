@@ -170,11 +170,11 @@ fn run_shell(cmd: &str) -> Result<()> {
 /// timeline needs them). Returns what was (or would be) removed.
 pub fn purge_wals(
     oldest_needed: &SegmentName,
-    seg_size: u32,
     dirs: &[&Path],
     changes: &mut Changes,
 ) -> Result<Vec<String>> {
-    let first = oldest_needed.segno(seg_size);
+    // (log, seg) orders segments of any size; no segment size needs to be trusted.
+    let first = (oldest_needed.log, oldest_needed.seg);
     let mut removed = Vec::new();
     for dir in dirs {
         let Ok(entries) = fs::read_dir(dir) else {
@@ -192,7 +192,7 @@ pub fn purge_wals(
             let Some(segment) = file.segment() else {
                 continue;
             };
-            if segment.tli <= oldest_needed.tli && segment.segno(seg_size) < first {
+            if segment.tli <= oldest_needed.tli && (segment.log, segment.seg) < first {
                 let path = dir.join(&name);
                 changes.apply(format!("remove {}", path.display()), || {
                     fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))
@@ -219,7 +219,11 @@ pub fn segment_size_in(dir: &Path) -> Option<u32> {
             .and_then(|mut f| f.read_exact(&mut header))
             .is_ok()
         {
-            return Some(crate::wal_segment::LongPageHeader::decode(&header).seg_size);
+            let size = crate::wal_segment::LongPageHeader::decode(&header).seg_size;
+            // Only a size PostgreSQL can have; anything else is a damaged header.
+            if size.is_power_of_two() && ((1 << 20)..=(1 << 30)).contains(&size) {
+                return Some(size);
+            }
         }
     }
     None
@@ -330,7 +334,7 @@ mod tests {
             log: 0,
             seg: 3,
         };
-        let removed = purge_wals(&oldest, 16 << 20, &[wals], &mut Changes::new(false)).unwrap();
+        let removed = purge_wals(&oldest, &[wals], &mut Changes::new(false)).unwrap();
         assert_eq!(
             removed,
             [

@@ -70,6 +70,13 @@ pub fn copy_data_dir(
         last_reported: 0,
     };
     copier.dir(src, dst, Path::new(""))?;
+    // pg_control last: for a backup taken on a standby, pg_backup_stop takes the end of
+    // the backup from the copied pg_control's minimum recovery point, which is only right
+    // if every data file was copied before it.
+    let control = Path::new("global/pg_control");
+    let meta =
+        fs::metadata(src.join(control)).map_err(|e| Error::io("stat", src.join(control), e))?;
+    copier.file(&src.join(control), &dst.join(control), &meta)?;
     (copier.report)(copier.progress);
     sync_filesystem(dst)?;
     Ok(progress)
@@ -104,6 +111,10 @@ fn skipped(rel: &Path) -> bool {
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
     if name.starts_with("pgsql_tmp") || name == "pg_internal.init" {
+        return true;
+    }
+    // Copied last, by copy_data_dir itself.
+    if rel == Path::new("global/pg_control") {
         return true;
     }
     rel.parent() == Some(Path::new("")) && SKIP_TOP_FILES.contains(&name.as_ref())
@@ -157,7 +168,14 @@ impl Copier<'_> {
             };
             // Tablespaces (pg_tblspc/OID) are always followed: their data belongs in the set.
             let in_tblspc = rel == Path::new("pg_tblspc");
-            if lmeta.file_type().is_symlink() && self.options.keep_symlinks && !in_tblspc {
+            // pg_wal is always a fresh, empty directory: a kept symlink would point the
+            // restored server at the master's own WAL directory.
+            let is_pg_wal = rel_child == Path::new("pg_wal");
+            if lmeta.file_type().is_symlink()
+                && self.options.keep_symlinks
+                && !in_tblspc
+                && !is_pg_wal
+            {
                 let target = fs::read_link(&from).map_err(|e| Error::io("read link", &from, e))?;
                 std::os::unix::fs::symlink(&target, &to)
                     .map_err(|e| Error::io("create symlink", &to, e))?;
@@ -346,5 +364,6 @@ mod tests {
             Path::new("/somewhere/log")
         );
         assert_eq!(done.files, 3);
+        assert_eq!(fs::read(dst.join("global/pg_control")).unwrap(), b"control");
     }
 }

@@ -92,52 +92,78 @@ fn lock_path(dir: &Path) -> PathBuf {
 /// Takes the lock in `dir` for `me`.
 pub fn acquire(dir: &Path, me: &Holder) -> Result<Taken> {
     let path = lock_path(dir);
+    // The holder is written to a private file first and linked into place: link(2) never
+    // replaces, and a reader never sees a lock without its holder.
+    let draft = dir.join(format!(".{LOCK_FILE}.{}.tmp", me.pid));
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&draft)
+        .map_err(|e| Error::io("create", &draft, e))?;
+    f.write_all(me.encode().as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(|e| Error::io("write", &draft, e))?;
+    let result = publish(dir, &path, &draft);
+    let _ = fs::remove_file(&draft);
+    result
+}
+
+fn publish(dir: &Path, path: &Path, draft: &Path) -> Result<Taken> {
     let mut found = Taken::Free;
-    // Two rounds: a stale lock is removed once, then the exclusive create must win.
-    for _ in 0..2 {
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-        {
-            Ok(mut f) => {
-                f.write_all(me.encode().as_bytes())
-                    .and_then(|_| f.sync_all())
-                    .map_err(|e| Error::io("write", &path, e))?;
+    for _ in 0..3 {
+        match fs::hard_link(draft, path) {
+            Ok(()) => {
                 crate::store::fsync_dir(dir)?;
                 return Ok(found);
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                let holder = read_holder(&path)?;
-                match holder {
-                    Some(h) if h.is_alive() => {
-                        return Err(Error::Usage(format!(
-                        "another backup is running: {} holds {} (wait for it, or remove the file \
-                             if that process is gone)",
-                        h,
-                        path.display()
-                    )))
-                    }
-                    stale => {
-                        fs::remove_file(&path)
-                            .map_err(|e| Error::io("remove stale lock", &path, e))?;
-                        found = Taken::TakenOver(stale.unwrap_or(Holder {
-                            host: "?".into(),
-                            pid: 0,
-                            started: 0,
-                            what: "an unreadable lock".into(),
-                        }));
-                    }
+                let holder = read_holder(path)?;
+                if let Some(h) = holder.as_ref().filter(|h| h.is_alive()) {
+                    return Err(busy(h, path));
                 }
+                // Move the stale lock aside (one taker wins the rename), then make sure
+                // what we moved is the stale lock we judged, not a fresh one just taken.
+                let aside = dir.join(format!(".{LOCK_FILE}.stale.{}", std::process::id()));
+                match fs::rename(path, &aside) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(Error::io("move stale lock", path, e)),
+                }
+                let moved = read_holder(&aside)?;
+                if moved != holder {
+                    let _ = fs::hard_link(&aside, path);
+                    let _ = fs::remove_file(&aside);
+                    if let Some(h) = moved {
+                        return Err(busy(&h, path));
+                    }
+                    continue;
+                }
+                let _ = fs::remove_file(&aside);
+                found = Taken::TakenOver(holder.unwrap_or(Holder {
+                    host: "?".into(),
+                    pid: 0,
+                    started: 0,
+                    what: "an unreadable lock".into(),
+                }));
             }
-            Err(e) => return Err(Error::io("create", &path, e)),
+            Err(e) => return Err(Error::io("create", path, e)),
         }
     }
     Err(Error::Usage(format!(
         "{} keeps reappearing: another backup is starting at the same time",
         path.display()
     )))
+}
+
+fn busy(h: &Holder, path: &Path) -> Error {
+    Error::Usage(format!(
+        "another backup is running: {} holds {} (wait for it, or remove the file if that \
+         process is gone)",
+        h,
+        path.display()
+    ))
 }
 
 /// Releases the lock; only the holder's own lock is removed (a lock taken over by someone

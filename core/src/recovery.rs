@@ -51,7 +51,7 @@ pub fn plan(
     ];
     match target {
         None => {
-            settings.push(("archive_cleanup_command", cmd("xpurgewals")));
+            settings.push(("archive_cleanup_command", cmd("xpurgewals %r")));
             if let Some(conninfo) = primary_conninfo {
                 settings.push(("primary_conninfo", conninfo.to_string()));
             }
@@ -75,11 +75,20 @@ pub fn plan(
 /// postgresql.auto.conf with `settings` replacing any earlier lines for the same names.
 pub fn with_settings(current: &str, settings: &[(&str, String)]) -> String {
     let names: Vec<&str> = settings.iter().map(|(n, _)| *n).collect();
+    // Recovery settings the source cluster carried (it may itself have been restored to a
+    // point in time) must not leak into this recovery.
+    let stale = |key: &str| {
+        key.starts_with("recovery_target")
+            || matches!(
+                key,
+                "primary_conninfo" | "archive_cleanup_command" | "restore_command"
+            )
+    };
     let mut out: String = current
         .lines()
         .filter(|line| {
             let key = line.split('=').next().unwrap_or("").trim();
-            !names.contains(&key)
+            !names.contains(&key) && !stale(key)
         })
         .map(|l| format!("{l}\n"))
         .collect();
@@ -136,6 +145,18 @@ mod tests {
             "{auto}"
         );
         assert!(auto.contains("primary_conninfo = 'host=m'"), "{auto}");
+    }
+
+    #[test]
+    fn recovery_targets_of_the_source_cluster_do_not_survive() {
+        let p = plan(Path::new("/w"), Path::new("/c"), None, None);
+        let auto = with_settings(
+            "recovery_target_time = '2026-01-01'\nrecovery_target_action = 'promote'\nprimary_conninfo = 'old'\nwork_mem = '8MB'\n",
+            &p.settings,
+        );
+        assert!(!auto.contains("recovery_target"), "{auto}");
+        assert!(!auto.contains("old"), "{auto}");
+        assert!(auto.contains("work_mem"), "{auto}");
     }
 
     #[test]

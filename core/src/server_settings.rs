@@ -18,6 +18,16 @@ impl SettingChange {
     /// The statement as a DBA would type it.
     pub fn to_sql(&self) -> String {
         match &self.value {
+            // A list setting given as one quoted string would be stored as a single
+            // (nonexistent) library name: each element gets its own literal.
+            Some(v) if LIST_SETTINGS.contains(&self.name) && !v.is_empty() => format!(
+                "ALTER SYSTEM SET {} = {}",
+                self.name,
+                v.split(',')
+                    .map(|e| quote_literal(e.trim()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             Some(v) => format!("ALTER SYSTEM SET {} = {}", self.name, quote_literal(v)),
             None => format!("ALTER SYSTEM RESET {}", self.name),
         }
@@ -29,6 +39,9 @@ pub fn quote_literal(s: &str) -> String {
 }
 
 pub const LIBRARY: &str = "walmgr";
+
+/// Settings whose value is a list (GUC_LIST_INPUT).
+const LIST_SETTINGS: &[&str] = &["shared_preload_libraries"];
 
 /// What to write, and which settings only a restart brings into effect.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -133,7 +146,7 @@ pub fn for_setup(server: &Server, config_path: &Path) -> Plan {
 /// The changes that turn archiving off again. The library stays preloaded: removing it
 /// would cost another restart and it does nothing while archiving is off.
 pub fn for_stop(server: &Server) -> Plan {
-    plan(
+    let mut plan = plan(
         server,
         vec![
             Want {
@@ -149,7 +162,18 @@ pub fn for_stop(server: &Server) -> Plan {
                 value: Box::new(|_| None),
             },
         ],
-    )
+    );
+    // Until the restart turns archive_mode off, an archiver with nothing configured keeps
+    // every new segment in pg_wal: a no-op command lets them go, as walmgr3 did.
+    if plan.restart_for.contains(&"archive_mode")
+        && (server.configured)("archive_command").is_empty()
+    {
+        plan.changes.push(SettingChange {
+            name: "archive_command",
+            value: Some("/bin/true".into()),
+        });
+    }
+    plan
 }
 
 /// `list` with `lib` added, or `None` when it is already there.
@@ -200,7 +224,7 @@ mod tests {
             sql(&plan),
             [
                 "ALTER SYSTEM SET archive_mode = 'on'",
-                "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements,walmgr'",
+                "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements', 'walmgr'",
                 "ALTER SYSTEM SET archive_library = 'walmgr'",
                 "ALTER SYSTEM SET walmgr.config = '/etc/walmgr/master.toml'",
             ]
@@ -285,7 +309,9 @@ mod tests {
             sql(&plan),
             [
                 "ALTER SYSTEM SET archive_mode = 'off'",
-                "ALTER SYSTEM RESET archive_library"
+                "ALTER SYSTEM RESET archive_library",
+                // until the restart, segments must not pile up in pg_wal
+                "ALTER SYSTEM SET archive_command = '/bin/true'"
             ]
         );
         assert_eq!(plan.restart_for, ["archive_mode"]);

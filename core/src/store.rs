@@ -236,33 +236,48 @@ struct TempFile {
 impl TempFile {
     fn create(dir: &Path, final_name: &str) -> Result<TempFile> {
         let path = dir.join(format!(".{final_name}.walmgr-tmp"));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(FILE_MODE)
-            .open(&path)
-            .map_err(|e| Error::io("create", &path, e))?;
-        // SAFETY: flock on a valid, owned descriptor.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            let err = io::Error::last_os_error();
-            return Err(Error::io(
-                "lock (another walmgr is writing the same file right now)",
-                &path,
-                err,
-            ));
+        // A few rounds: the file we opened may have been published (renamed to its final
+        // name) by the writer that held it until we got the lock.
+        for _ in 0..10 {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(FILE_MODE)
+                .open(&path)
+                .map_err(|e| Error::io("create", &path, e))?;
+            // SAFETY: flock on a valid, owned descriptor.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+                let err = io::Error::last_os_error();
+                return Err(Error::io(
+                    "lock (another walmgr is writing the same file right now)",
+                    &path,
+                    err,
+                ));
+            }
+            // Ours only if the name still points at the inode we locked: otherwise the
+            // previous holder renamed it into place, and truncating it would destroy an
+            // archived file.
+            if !still_named(&file, &path) {
+                continue;
+            }
+            // Only now is it ours: drop whatever a killed writer left.
+            file.set_len(0)
+                .map_err(|e| Error::io("truncate", &path, e))?;
+            file.set_permissions(fs::Permissions::from_mode(FILE_MODE))
+                .map_err(|e| Error::io("chmod", &path, e))?;
+            return Ok(TempFile {
+                path,
+                file,
+                armed: true,
+            });
         }
-        // Only now is it ours: drop whatever a killed writer left.
-        file.set_len(0)
-            .map_err(|e| Error::io("truncate", &path, e))?;
-        file.set_permissions(fs::Permissions::from_mode(FILE_MODE))
-            .map_err(|e| Error::io("chmod", &path, e))?;
-        Ok(TempFile {
-            path,
-            file,
-            armed: true,
-        })
+        Err(Error::io(
+            "claim",
+            &path,
+            io::Error::other("other writers keep publishing this name; retry later"),
+        ))
     }
 
     fn disarm(mut self) {
@@ -275,6 +290,14 @@ impl Drop for TempFile {
         if self.armed {
             let _ = fs::remove_file(&self.path);
         }
+    }
+}
+
+fn still_named(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
     }
 }
 
@@ -436,6 +459,32 @@ mod tests {
             .unwrap();
         assert_eq!(fs::read(store.path_of(&name)).unwrap(), data);
         assert_eq!(listing(archive.path()), vec![name.to_string()]);
+    }
+
+    /// A writer that opened the temp file just before another writer published it must not
+    /// truncate the published file once it gets the lock.
+    #[test]
+    fn a_temp_file_published_by_another_writer_is_not_reused() {
+        let archive = tempfile::tempdir().unwrap();
+        let store = ArchiveStore::new(archive.path());
+        let (name, data) = segment(13);
+        let temp_path = archive.path().join(format!(".{name}.walmgr-tmp"));
+        let (first, _) = segment(14);
+        // Writer B opens the temp name of `first`... then writer A publishes it.
+        let first_temp = archive.path().join(format!(".{first}.walmgr-tmp"));
+        let (_, first_data) = segment(14);
+        fs::write(&first_temp, &first_data).unwrap();
+        let b_handle = File::open(&first_temp).unwrap();
+        fs::rename(&first_temp, store.path_of(&first)).unwrap();
+        drop(b_handle);
+        // B's next attempt creates a fresh temp file and leaves the published one alone.
+        let t = TempFile::create(archive.path(), &first.to_string()).unwrap();
+        assert_eq!(fs::read(store.path_of(&first)).unwrap(), first_data);
+        drop(t);
+        store
+            .archive_stream(&name, &data[..], data.len() as u64)
+            .unwrap();
+        assert!(!temp_path.exists());
     }
 
     #[test]

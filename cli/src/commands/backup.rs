@@ -49,7 +49,17 @@ pub fn run(ctx: &mut Context) -> Result<()> {
 
     let full_backup = slave.full_backup.clone();
     let staging = PathBuf::from(format!("{}.inprogress", full_backup.display()));
-    if staging.exists() {
+    if staging.join("backup_label").exists() && !full_backup.exists() {
+        // A backup that completed but was killed before its rename: it is the newest set.
+        ctx.changes.apply(
+            format!(
+                "rename {} (complete, left by a killed backup) to {}",
+                staging.display(),
+                full_backup.display()
+            ),
+            || fs::rename(&staging, &full_backup).map_err(|e| Error::io("rename", &staging, e)),
+        )?;
+    } else if staging.exists() {
         ctx.changes.apply(
             format!("remove {} left by an interrupted backup", staging.display()),
             || fs::remove_dir_all(&staging).map_err(|e| Error::io("remove", &staging, e)),
@@ -111,8 +121,7 @@ pub fn run(ctx: &mut Context) -> Result<()> {
     if let Some(dir) = slave.config_backup.clone() {
         backup_config_files(ctx, &mut client, &dir)?;
     }
-    let seg_size = segment_size(&mut client)?;
-    purge(ctx, &slave, seg_size)?;
+    purge(ctx, &slave)?;
     if !ctx.changes.is_dry_run() {
         println!("backup from the {from} done: {}", full_backup.display());
     }
@@ -172,8 +181,10 @@ fn write_backup_files(dir: &Path, stop_lsn: &str, label: &str, spcmap: Option<&s
         ("backup_label", label.to_string()),
         (backup_catalog::INFO_FILE, format!("STOP LSN: {stop_lsn}\n")),
     ];
+    // Tablespaces are copied in place (pg_tblspc/OID as directories); a tablespace_map
+    // would make recovery re-link them to the master's paths. The map is kept for the DBA.
     if let Some(map) = spcmap.filter(|m| !m.is_empty()) {
-        files.push(("tablespace_map", map.to_string()));
+        files.push(("walmgr_tablespace_map.txt", map.to_string()));
     }
     for (name, text) in files {
         let path = dir.join(name);
@@ -221,16 +232,6 @@ fn backup_config_files(ctx: &mut Context, client: &mut Client, dir: &Path) -> Re
         )?;
     }
     Ok(())
-}
-
-fn segment_size(client: &mut Client) -> Result<Option<u32>> {
-    let row = client
-        .query_one(
-            "SELECT setting FROM pg_settings WHERE name = 'wal_segment_size'",
-            &[],
-        )
-        .map_err(|e| CliError::db("read wal_segment_size", e))?;
-    Ok(row.get::<_, String>(0).parse().ok())
 }
 
 fn db_error(e: &postgres::Error) -> String {

@@ -19,11 +19,12 @@ pub fn run(ctx: &mut Context) -> Result<()> {
         ));
     }
     if let Some(data) = ctx.config.slave_data.clone() {
-        if let Some(mut client) = standby_conn::try_connect(&data) {
-            let recovering: bool = client
+        if standby_conn::running(&data).is_some() {
+            // A server we cannot ask might still replay from the archive: refuse.
+            let recovering: bool = standby_conn::connect(&data)?
                 .query_one("SELECT pg_is_in_recovery()", &[])
                 .map(|r| r.get(0))
-                .unwrap_or(false);
+                .map_err(|e| CliError::db("SELECT pg_is_in_recovery()", e))?;
             if recovering {
                 return Err(CliError::failed(format!(
                     "the standby on {} still replays from the archive: boot or stop it first",

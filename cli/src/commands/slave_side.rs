@@ -1,11 +1,13 @@
 //! What a backup does to the standby's directories: lock, rotate, purge. The master's
 //! `backup` runs these in-process for the local transport; the x-commands run them alone.
 
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use walmgr_core::backup_catalog;
 use walmgr_core::config::{Config, Role};
 use walmgr_core::lock::{self, Holder, Taken};
+use walmgr_core::wal_name::{SegmentName, WalFileName};
 
 use super::Context;
 use crate::error::Result;
@@ -92,36 +94,70 @@ pub fn xrotate(ctx: &mut Context) -> Result<()> {
     Ok(())
 }
 
-pub fn xpurgewals(ctx: &mut Context) -> Result<()> {
+pub fn xpurgewals(ctx: &mut Context, last: Option<&str>) -> Result<()> {
     let slave = slave_view(ctx)?;
-    purge(ctx, &slave, None)
+    if let Some(last) = last {
+        record_restartpoint(ctx, &slave.completed_wals, last)?;
+    }
+    purge(ctx, &slave)
 }
 
-/// Purges WAL older than the oldest kept backup. `seg_size` comes from the master when
-/// known, else from the segments' own headers.
-pub fn purge(ctx: &mut Context, slave: &Config, seg_size: Option<u32>) -> Result<()> {
+/// Where the standby's recovery must be able to restart from. xrestore and xpurgewals
+/// record %r here, and no purge removes WAL from this segment on: a standby that lags
+/// behind the newest backup keeps what it still needs.
+pub const RESTARTPOINT_FILE: &str = "RESTARTPOINT";
+
+pub fn record_restartpoint(ctx: &mut Context, completed_wals: &Path, last: &str) -> Result<()> {
+    let Ok(WalFileName::Segment(segment)) = WalFileName::parse(last) else {
+        return Ok(()); // 24 zeros before the first restartpoint, or nothing usable
+    };
+    let path = completed_wals.join(RESTARTPOINT_FILE);
+    if fs::read_to_string(&path).ok().as_deref().map(str::trim) == Some(&segment.to_string()) {
+        return Ok(());
+    }
+    let temp = completed_wals.join(format!(".{RESTARTPOINT_FILE}.{}", std::process::id()));
+    ctx.changes.apply(
+        format!("record restartpoint {segment} in {}", path.display()),
+        || {
+            fs::write(&temp, format!("{segment}\n"))
+                .and_then(|_| fs::rename(&temp, &path))
+                .map_err(|e| walmgr_core::Error::io("write", &path, e))
+        },
+    )?;
+    Ok(())
+}
+
+fn recorded_restartpoint(completed_wals: &Path) -> Option<SegmentName> {
+    let text = fs::read_to_string(completed_wals.join(RESTARTPOINT_FILE)).ok()?;
+    match WalFileName::parse(text.trim()) {
+        Ok(WalFileName::Segment(s)) => Some(s),
+        _ => None,
+    }
+}
+
+/// Purges WAL older than the oldest kept backup.
+pub fn purge(ctx: &mut Context, slave: &Config) -> Result<()> {
     let sets = backup_catalog::list(&slave.full_backup)?;
     let Some(oldest) = sets.last() else {
         ctx.log.debug("no backup set: no WAL file is purged");
         return Ok(());
     };
-    let Some(seg_size) =
-        seg_size.or_else(|| backup_catalog::segment_size_in(&slave.completed_wals))
-    else {
-        return Ok(());
-    };
+    let mut keep_from = oldest.label.start_segment;
+    if let Some(restart) = recorded_restartpoint(&slave.completed_wals) {
+        if (restart.log, restart.seg) < (keep_from.log, keep_from.seg) {
+            ctx.log.info(&format!(
+                "keeping WAL from {restart}: the standby restarts from there"
+            ));
+            keep_from = restart;
+        }
+    }
     let dirs: Vec<&Path> = vec![&slave.completed_wals, &slave.partial_wals];
-    let removed = backup_catalog::purge_wals(
-        &oldest.label.start_segment,
-        seg_size,
-        &dirs,
-        &mut ctx.changes,
-    )?;
+    let removed = backup_catalog::purge_wals(&keep_from, &dirs, &mut ctx.changes)?;
     if !removed.is_empty() {
         ctx.log.info(&format!(
-            "purged {} WAL file(s) older than {} (start of the oldest backup, {})",
+            "purged {} WAL file(s) older than {} (oldest backup: {})",
             removed.len(),
-            oldest.label.start_segment,
+            keep_from,
             oldest.name()
         ));
     }

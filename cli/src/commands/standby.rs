@@ -89,7 +89,14 @@ pub fn restore(
     if moving {
         ctx.changes.apply(
             format!("move {} to {}", set.display(), data.display()),
-            || fs::rename(&set, &data).map_err(|e| Error::io("move", &set, e)),
+            || match fs::rename(&set, &data) {
+                // Another filesystem: copy, and drop the set only once the copy is whole.
+                Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+                    datadir::copy_tree(&set, &data)?;
+                    fs::remove_dir_all(&set).map_err(|e| Error::io("remove", &set, e))
+                }
+                other => other.map_err(|e| Error::io("move", &set, e)),
+            },
         )?;
     } else {
         ctx.changes.apply(
@@ -266,6 +273,15 @@ pub fn boot(ctx: &mut Context, wait: u64) -> Result<()> {
             resume(ctx)?;
         }
         wait_for_archive_replay(ctx, &data, Duration::from_secs(wait));
+    }
+    // A booted server restarts from nothing in the archive: its restartpoint no longer
+    // holds WAL back from purging.
+    let restart = control_file(ctx, super::slave_side::RESTARTPOINT_FILE);
+    if restart.exists() {
+        ctx.changes
+            .apply(format!("remove {}", restart.display()), || {
+                fs::remove_file(&restart).map_err(|e| Error::io("remove", &restart, e))
+            })?;
     }
     let stop = control_file(ctx, STOP_FILE);
     ctx.changes

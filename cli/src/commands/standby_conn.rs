@@ -14,8 +14,12 @@ pub fn running(data: &Path) -> Option<(i32, u16, String)> {
     let text = fs::read_to_string(data.join("postmaster.pid")).ok()?;
     let lines: Vec<&str> = text.lines().collect();
     let pid: i32 = lines.first()?.trim().parse().ok()?;
+    // EPERM: alive, but another user's (e.g. postgres's when we run as someone else).
     // SAFETY: signal 0 only checks that the process exists.
-    if pid <= 0 || unsafe { libc::kill(pid, 0) } != 0 {
+    let alive = pid > 0
+        && (unsafe { libc::kill(pid, 0) } == 0
+            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM));
+    if !alive {
         return None;
     }
     let port = lines.get(3)?.trim().parse().ok()?;

@@ -21,6 +21,8 @@ pub fn run(ctx: &mut Context, srcname: &str, dstpath: &Path, last: Option<&str>)
         // PostgreSQL passes 24 zeros, which is no file but is no mistake either.
         if last != "000000000000000000000000" {
             WalFileName::parse(last)?;
+            let dir = ctx.config.completed_wals.clone();
+            super::slave_side::record_restartpoint(ctx, &dir, last)?;
         }
     }
     // `walmgr boot` and `walmgr pause` speak to recovery through these files.
@@ -43,7 +45,10 @@ pub fn run(ctx: &mut Context, srcname: &str, dstpath: &Path, last: Option<&str>)
             ctx.log.debug(&format!("restored {name} ({bytes} bytes)"));
             Ok(())
         }
-        Ok(None) => Ok(()),
+        // A dry run put nothing at %p: to PostgreSQL that is "not available".
+        Ok(None) => Err(CliError::Declined(format!(
+            "{name}: not restored (--not-really)"
+        ))),
         Err(e) if e.is_not_found() => Err(CliError::Declined(format!(
             "{name} is not in {} (yet)",
             store.dir().display()
