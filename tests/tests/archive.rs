@@ -273,6 +273,10 @@ fn stop_waits_for_archiving_and_changes_nothing_while_files_are_stuck() {
 #[test]
 fn setup_is_idempotent_and_a_dry_run_changes_nothing() {
     let s = Shipping::new(&Pg::major(15), "setup", &["--wal-segsize=1"]);
+    // Another preloaded library must stay loaded beside walmgr (and the list stay a list).
+    s.master
+        .set("shared_preload_libraries = 'pg_stat_statements'");
+    s.master.restart();
     let dry = s.walmgr.ok(&["-n", path(&s.master_config), "setup"]);
     assert!(dry.contains("would: CREATE EXTENSION walmgr"), "{dry}");
     assert!(!s.completed_wals.exists(), "dry run created directories");
@@ -292,6 +296,8 @@ fn setup_is_idempotent_and_a_dry_run_changes_nothing() {
         let dir = s.dir.join("walshipping").join(sub);
         assert!(dir.is_dir(), "{sub} missing");
     }
+    let preload: String = s.master.query_one("SHOW shared_preload_libraries");
+    assert_eq!(preload, "pg_stat_statements, walmgr");
     let second = s.walmgr.ok(&[path(&s.master_config), "setup"]);
     assert!(second.contains("nothing to change"), "{second}");
 }
