@@ -226,6 +226,11 @@ fn a_killed_backups_lock_is_taken_over_and_a_concurrent_backup_fails_at_once() {
 #[test]
 fn pause_holds_back_new_rows_and_continue_lets_them_through() {
     let (s, standby, slave) = quick_start("pause", "");
+    // The standby keeps its WAL elsewhere, through a pg_wal symlink made by restore.
+    let wal_dir = s.dir.join("standby-wal");
+    let mut text = fs::read_to_string(&slave).unwrap();
+    text.push_str(&format!("slave_pg_xlog = \"{}\"\n", wal_dir.display()));
+    fs::write(&slave, text).unwrap();
     s.master
         .execute("CREATE TABLE p (x int); INSERT INTO p VALUES (1)");
     backup(&s);
@@ -234,6 +239,8 @@ fn pause_holds_back_new_rows_and_continue_lets_them_through() {
     standby.wait_until("the standby has the first row", WAIT, || {
         standby.try_connect().is_ok() && count(&standby, "p") == 1
     });
+    let link = fs::read_link(standby.data.join("pg_wal")).expect("pg_wal is a symlink");
+    assert_eq!(link, wal_dir);
 
     s.walmgr.ok_as_postgres(&[path(&slave), "pause"]);
     s.master
@@ -262,6 +269,10 @@ fn point_in_time_restore_stops_exactly_at_the_target() {
     let target_lsn: String = s.master.query_one("SELECT pg_current_wal_lsn()::text");
     std::thread::sleep(Duration::from_millis(1100));
     let target_time: String = s.master.query_one("SELECT now()::text");
+    s.master
+        .execute("SELECT pg_create_restore_point('before_second_batch')");
+    // This transaction writes nothing else: recovery to its xid stops before the second batch.
+    let target_xid: String = s.master.query_one("SELECT txid_current()::text");
     std::thread::sleep(Duration::from_millis(1100));
     s.master
         .execute("INSERT INTO t SELECT generate_series(101, 200)");
@@ -270,6 +281,8 @@ fn point_in_time_restore_stops_exactly_at_the_target() {
     for target in [
         format!("--target-lsn={target_lsn}"),
         format!("--target-time={target_time}"),
+        "--target-name=before_second_batch".to_string(),
+        format!("--target-xid={target_xid}"),
     ] {
         s.walmgr
             .ok_as_postgres(&[path(&slave), "restore", "data.master", &target]);

@@ -204,12 +204,13 @@ fn restore_config_files(ctx: &mut Context, backup: &Path, conf_dir: &Path) -> Re
     Ok(())
 }
 
+/// Seconds and nanoseconds since the epoch, digits only: unique even for two restores in
+/// the same second, and recognisable by `cleanup`.
 fn timestamp() -> String {
-    let secs = SystemTime::now()
+    let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    format!("{secs}")
+        .unwrap_or_default();
+    format!("{}{:09}", now.as_secs(), now.subsec_nanos())
 }
 
 fn control_file(ctx: &Context, name: &str) -> PathBuf {
