@@ -46,9 +46,15 @@ pub fn connect(conninfo: &str) -> Result<Client> {
 }
 
 fn os_user() -> Option<String> {
+    // SAFETY: geteuid cannot fail.
+    user_name(unsafe { libc::geteuid() })
+}
+
+/// The login name of `uid`, if it has one.
+pub fn user_name(uid: u32) -> Option<String> {
     // SAFETY: getpwuid returns a pointer into static storage or NULL; we copy out at once.
     unsafe {
-        let pw = libc::getpwuid(libc::geteuid());
+        let pw = libc::getpwuid(uid);
         if pw.is_null() {
             return None;
         }

@@ -306,18 +306,7 @@ pub fn boot(ctx: &mut Context, wait: u64) -> Result<()> {
 }
 
 fn owner(path: &Path) -> String {
-    use std::os::unix::fs::MetadataExt;
-    let uid = fs::metadata(path).map(|m| m.uid()).unwrap_or(0);
-    // SAFETY: getpwuid returns static storage or NULL; copied out at once.
-    unsafe {
-        let pw = libc::getpwuid(uid);
-        if pw.is_null() {
-            return "postgres".into();
-        }
-        std::ffi::CStr::from_ptr((*pw).pw_name)
-            .to_string_lossy()
-            .into_owned()
-    }
+    standby_conn::owner_name(path).unwrap_or_else(|| "postgres".into())
 }
 
 /// Waits until the standby has started replaying the newest archived segment and its

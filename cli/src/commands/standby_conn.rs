@@ -51,17 +51,7 @@ pub fn try_connect(data: &Path) -> Option<Client> {
     connect(data).ok()
 }
 
-fn owner_name(path: &Path) -> Option<String> {
-    let uid = fs::metadata(path).ok()?.uid();
-    // SAFETY: getpwuid returns static storage or NULL; copied out at once.
-    unsafe {
-        let pw = libc::getpwuid(uid);
-        if pw.is_null() {
-            return None;
-        }
-        std::ffi::CStr::from_ptr((*pw).pw_name)
-            .to_str()
-            .ok()
-            .map(str::to_owned)
-    }
+/// The login name of the owner of `path` (a data directory: the server's OS user).
+pub fn owner_name(path: &Path) -> Option<String> {
+    db::user_name(fs::metadata(path).ok()?.uid())
 }
