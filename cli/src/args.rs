@@ -119,6 +119,10 @@ pub enum Command {
         last: Option<String>,
     },
 
+    /// Internal (run by the master over SSH): receive WAL files on stdin into completed_wals,
+    /// one reply per file on stdout, until the master hangs up.
+    Xserve,
+
     /// Internal (archive_command): archive one WAL file.
     Xarchive {
         /// Path of the file (%p).
@@ -155,6 +159,7 @@ impl Command {
             Command::Xrelease => "xrelease",
             Command::Xrotate => "xrotate",
             Command::Xpurgewals { .. } => "xpurgewals",
+            Command::Xserve => "xserve",
             Command::Xarchive { .. } => "xarchive",
             Command::Xrestore { .. } => "xrestore",
         }

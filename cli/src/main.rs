@@ -87,6 +87,7 @@ fn run(cli: Cli, log: &mut log::Log) -> Result<()> {
         Command::Xrelease => commands::slave_side::xrelease(&mut ctx),
         Command::Xrotate => commands::slave_side::xrotate(&mut ctx),
         Command::Xpurgewals { last } => commands::slave_side::xpurgewals(&mut ctx, last.as_deref()),
+        Command::Xserve => commands::xserve::run(&mut ctx),
         Command::Xarchive { srcpath, srcname } => {
             commands::xarchive::run(&mut ctx, srcpath, srcname)
         }

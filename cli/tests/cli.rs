@@ -225,3 +225,40 @@ fn xarchive_with_a_slave_config_says_it_needs_a_master_config() {
         text(&out.stderr)
     );
 }
+
+/// The standby's receiving end: several files over one process, one reply each.
+#[test]
+fn xserve_receives_many_files_in_one_process() {
+    use std::io::Write;
+    let s0 = setup();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_walmgr"))
+        .args([s(&s0.slave), "xserve"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let files: Vec<(String, Vec<u8>)> = (20..23).map(segment).collect();
+    {
+        let stdin = child.stdin.as_mut().unwrap();
+        for (name, data) in &files {
+            writeln!(stdin, "PUT {name} {}", data.len()).unwrap();
+            stdin.write_all(data).unwrap();
+        }
+        stdin.write_all(b"PUT ../escape 1\nx").unwrap();
+        stdin.write_all(b"BYE\n").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let replies = text(&out.stdout);
+    let lines: Vec<&str> = replies.lines().collect();
+    assert_eq!(lines[..3], ["OK written"; 3], "{replies}");
+    assert!(
+        lines[3].starts_with("ERR") && lines[3].contains("not a WAL file name"),
+        "{replies}"
+    );
+    for (name, data) in &files {
+        let archived = s0.root.join("walshipping/logs.complete").join(name);
+        assert_eq!(&fs::read(archived).unwrap(), data);
+    }
+}

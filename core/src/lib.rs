@@ -17,5 +17,6 @@ pub mod store;
 pub mod transport;
 pub mod wal_name;
 pub mod wal_segment;
+pub mod wire;
 
 pub use error::{Error, Result};

@@ -10,6 +10,7 @@ pub mod standby_conn;
 pub mod status;
 pub mod xarchive;
 pub mod xrestore;
+pub mod xserve;
 
 use std::process::Command as Process;
 
