@@ -130,12 +130,7 @@ struct Copier<'a> {
 
 impl Copier<'_> {
     fn dir(&mut self, src: &Path, dst: &Path, rel: &Path) -> Result<()> {
-        let meta = fs::metadata(src).map_err(|e| Error::io("read", src, e))?;
-        fs::DirBuilder::new()
-            .mode(meta.permissions().mode() & 0o7777)
-            .create(dst)
-            .map_err(|e| Error::io("create directory", dst, e))?;
-        self.own(dst, &meta)?;
+        let meta = self.mkdir_like(src, dst)?;
         if EMPTY_DIRS.iter().any(|d| rel == Path::new(d)) {
             // pg_wal needs its archive_status subdirectory to start.
             if rel == Path::new("pg_wal") {
@@ -176,13 +171,7 @@ impl Copier<'_> {
                 && !in_tblspc
                 && !is_pg_wal
             {
-                let target = fs::read_link(&from).map_err(|e| Error::io("read link", &from, e))?;
-                std::os::unix::fs::symlink(&target, &to)
-                    .map_err(|e| Error::io("create symlink", &to, e))?;
-                if self.as_root {
-                    std::os::unix::fs::lchown(&to, Some(lmeta.uid()), Some(lmeta.gid()))
-                        .map_err(|e| Error::io("chown", &to, e))?;
-                }
+                self.symlink(&from, &to, &lmeta)?;
                 continue;
             }
             let meta = match fs::metadata(&from) {
@@ -218,6 +207,28 @@ impl Copier<'_> {
     }
 
     /// Run as root, the copy keeps the owner (the backup must stay readable by postgres).
+    /// Creates `dst` with the mode (and, as root, the owner) of the directory `src`.
+    fn mkdir_like(&self, src: &Path, dst: &Path) -> Result<fs::Metadata> {
+        let meta = fs::metadata(src).map_err(|e| Error::io("read", src, e))?;
+        fs::DirBuilder::new()
+            .mode(meta.permissions().mode() & 0o7777)
+            .create(dst)
+            .map_err(|e| Error::io("create directory", dst, e))?;
+        self.own(dst, &meta)?;
+        Ok(meta)
+    }
+
+    /// Recreates the symlink `from` (metadata `lmeta`) as `to`.
+    fn symlink(&self, from: &Path, to: &Path, lmeta: &fs::Metadata) -> Result<()> {
+        let target = fs::read_link(from).map_err(|e| Error::io("read link", from, e))?;
+        std::os::unix::fs::symlink(&target, to).map_err(|e| Error::io("create symlink", to, e))?;
+        if self.as_root {
+            std::os::unix::fs::lchown(to, Some(lmeta.uid()), Some(lmeta.gid()))
+                .map_err(|e| Error::io("chown", to, e))?;
+        }
+        Ok(())
+    }
+
     fn own(&self, path: &Path, meta: &fs::Metadata) -> Result<()> {
         if self.as_root {
             std::os::unix::fs::chown(path, Some(meta.uid()), Some(meta.gid()))
@@ -261,20 +272,13 @@ pub fn copy_tree(src: &Path, dst: &Path) -> Result<u64> {
 
 impl Copier<'_> {
     fn plain_dir(&mut self, src: &Path, dst: &Path) -> Result<()> {
-        let meta = fs::metadata(src).map_err(|e| Error::io("read", src, e))?;
-        fs::DirBuilder::new()
-            .mode(meta.permissions().mode() & 0o7777)
-            .create(dst)
-            .map_err(|e| Error::io("create directory", dst, e))?;
-        self.own(dst, &meta)?;
+        self.mkdir_like(src, dst)?;
         for entry in fs::read_dir(src).map_err(|e| Error::io("list", src, e))? {
             let entry = entry.map_err(|e| Error::io("list", src, e))?;
             let (from, to): (PathBuf, PathBuf) = (entry.path(), dst.join(entry.file_name()));
             let lmeta = fs::symlink_metadata(&from).map_err(|e| Error::io("stat", &from, e))?;
             if lmeta.file_type().is_symlink() {
-                let target = fs::read_link(&from).map_err(|e| Error::io("read link", &from, e))?;
-                std::os::unix::fs::symlink(&target, &to)
-                    .map_err(|e| Error::io("create symlink", &to, e))?;
+                self.symlink(&from, &to, &lmeta)?;
             } else if lmeta.is_dir() {
                 self.plain_dir(&from, &to)?;
             } else {

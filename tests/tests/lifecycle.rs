@@ -189,12 +189,9 @@ fn a_killed_backups_lock_is_taken_over_and_a_concurrent_backup_fails_at_once() {
     assert!(lock.exists(), "a killed backup leaves its lock");
 
     // The next backup takes the dead holder's lock over, with a log line.
-    let out = Command::new("runuser")
-        .args(["-u", "postgres", "--"])
-        .arg(&s.walmgr.bin)
-        .args([path(&s.master_config), "backup"])
-        .output()
-        .unwrap();
+    let out = s
+        .walmgr
+        .run_as_postgres(&[path(&s.master_config), "backup"]);
     assert!(
         out.status.success(),
         "{}",
@@ -416,16 +413,7 @@ fn a_backup_taken_on_the_standby_restores_to_a_working_server() {
     let copy = Cluster::planned(&s.master.pg, &s.dir, "fromstandby");
     s.walmgr
         .ok_as_postgres(&[path(&slave), "restore", "data.master", path(&copy.data)]);
-    let (opts_start, _) = (copy.start_command(), ());
-    let out = Command::new("runuser")
-        .args(["-u", "postgres", "--", "sh", "-c", &opts_start])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    walmgr_tests::run_as_postgres_ok(Path::new("/bin/sh"), &["-c", &copy.start_command()], &[]);
     copy.wait_until(
         "the server restored from the standby's backup catches up",
         WAIT,
