@@ -46,21 +46,5 @@ pub fn connect(conninfo: &str) -> Result<Client> {
 }
 
 fn os_user() -> Option<String> {
-    // SAFETY: geteuid cannot fail.
-    user_name(unsafe { libc::geteuid() })
-}
-
-/// The login name of `uid`, if it has one.
-pub fn user_name(uid: u32) -> Option<String> {
-    // SAFETY: getpwuid returns a pointer into static storage or NULL; we copy out at once.
-    unsafe {
-        let pw = libc::getpwuid(uid);
-        if pw.is_null() {
-            return None;
-        }
-        std::ffi::CStr::from_ptr((*pw).pw_name)
-            .to_str()
-            .ok()
-            .map(str::to_owned)
-    }
+    walmgr_core::system::effective_user_name()
 }

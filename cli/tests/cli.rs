@@ -241,6 +241,7 @@ fn xserve_receives_many_files_in_one_process() {
     let files: Vec<(String, Vec<u8>)> = (20..23).map(segment).collect();
     {
         let stdin = child.stdin.as_mut().unwrap();
+        stdin.write_all(b"HELLO 1 plain\n").unwrap();
         for (name, data) in &files {
             writeln!(stdin, "PUT {name} {}", data.len()).unwrap();
             stdin.write_all(data).unwrap();
@@ -252,13 +253,33 @@ fn xserve_receives_many_files_in_one_process() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let replies = text(&out.stdout);
     let lines: Vec<&str> = replies.lines().collect();
-    assert_eq!(lines[..3], ["OK written"; 3], "{replies}");
+    assert_eq!(lines[0], "OK walmgr 1 plain", "{replies}");
+    assert_eq!(lines[1..4], ["OK written"; 3], "{replies}");
     assert!(
-        lines[3].starts_with("ERR") && lines[3].contains("not a WAL file name"),
+        lines[4].starts_with("ERR") && lines[4].contains("not a WAL file name"),
         "{replies}"
     );
     for (name, data) in &files {
         let archived = s0.root.join("walshipping/logs.complete").join(name);
         assert_eq!(&fs::read(archived).unwrap(), data);
+    }
+}
+
+/// Under a forced command, sshd passes what the client asked for in SSH_ORIGINAL_COMMAND:
+/// anything but xserve is refused before a request is read.
+#[test]
+fn xserve_refuses_any_other_command_the_key_asks_for() {
+    let s0 = setup();
+    for asked in ["ls", "rm -rf /", "walmgr /x.toml backup"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_walmgr"))
+            .args([s(&s0.slave), "xserve"])
+            .env("SSH_ORIGINAL_COMMAND", asked)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{asked}");
+        let err = text(&out.stderr);
+        assert!(err.contains("may only run walmgr's receiving end"), "{err}");
+        assert!(out.stdout.is_empty());
     }
 }

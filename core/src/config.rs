@@ -8,7 +8,7 @@ mod ini;
 mod interpolate;
 mod keys;
 mod sample;
-mod system;
+use crate::system;
 mod toml_format;
 
 #[cfg(test)]

@@ -55,6 +55,11 @@ pub enum Error {
     #[error("{}: damaged WAL file: {reason}", path.display())]
     Damaged { path: PathBuf, reason: String },
 
+    /// The standby (or the way to it) failed or refused; `peer` names it, e.g.
+    /// `ssh:postgres@standby:22`.
+    #[error("{peer}: {message}")]
+    Remote { peer: String, message: String },
+
     #[error("{0}")]
     Usage(String),
 }
@@ -87,6 +92,13 @@ impl Error {
         Error::Damaged {
             path: path.as_ref().to_path_buf(),
             reason: reason.into(),
+        }
+    }
+
+    pub fn remote(peer: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Remote {
+            peer: peer.into(),
+            message: message.into(),
         }
     }
 

@@ -14,6 +14,7 @@ pub mod lsn;
 pub mod recovery;
 pub mod server_settings;
 pub mod store;
+pub mod system;
 pub mod transport;
 pub mod wal_name;
 pub mod wal_segment;

@@ -1,7 +1,13 @@
 //! How the master reaches the standby's directories.
 //!
 //! `slave` empty means the standby's directories are on this host (the same machine, or a
-//! mounted filesystem): the store is written directly.
+//! mounted filesystem): the store is written directly. Otherwise `slave` names the standby
+//! for the SSH transport.
+
+mod ssh;
+pub mod ssh_target;
+
+pub use ssh::Ssh;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -38,14 +44,7 @@ pub fn slave_dirs(config: &Config) -> Vec<PathBuf> {
 pub fn for_master(config: &Config) -> Result<Box<dyn Transport>> {
     match config.slave.as_deref() {
         None => Ok(Box::new(Local::new(&config.completed_wals))),
-        Some(host) => Err(Error::config(
-            config.origin("slave"),
-            Some("slave"),
-            format!(
-                "this build of walmgr has no SSH transport yet, so it cannot reach {host:?}; \
-                 leave slave empty when completed_wals is on this host or a mounted filesystem"
-            ),
-        )),
+        Some(slave) => Ok(Box::new(Ssh::new(config, slave)?)),
     }
 }
 

@@ -2,67 +2,183 @@
 //! byte stream (an SSH channel in production, a pipe in tests).
 //!
 //! One process on the standby serves many files: each file costs one request and one
-//! reply, never a new process. A request is a text line, then (for PUT) exactly the
-//! announced number of bytes; a reply is one text line.
+//! reply, never a new process. A request is a text line, then (for PUT) the file's bytes;
+//! a reply is one text line.
 //!
 //! ```text
-//! > PUT 000000010000000000000003 16777216\n<16777216 bytes>
-//! < OK written\n            (or OK present\n, or ERR <message>\n)
+//! > HELLO 1 plain                       (or zstd: PUT bodies come compressed)
+//! < OK walmgr 1 plain
+//! > PUT 000000010000000000000003 16777216\n<16777216 bytes, or compressed chunks>
+//! < OK written                          (or OK present, or ERR <message>)
+//! > DIRS check                          (or DIRS create)
+//! < OK ["/srv/walshipping/logs.partial"]   (missing, or just created)
+//! > BYE
 //! ```
 //! The standby checks every name against the WAL grammar and writes through the same
 //! [`ArchiveStore`] as the local transport, so a reply of OK means the file is durable.
+//! Directories come from the standby's own config, never from the request: the master's
+//! key can add WAL files and create walmgr's directories, nothing else.
+
+mod compressed;
 
 use std::io::{self, BufRead, Read, Write};
+use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 use crate::store::{ArchiveStore, Stored};
+use crate::transport::create_private_dir;
 use crate::wal_name::WalFileName;
 
+use compressed::{Packer, Unpacker};
+
+const VERSION: &str = "1";
 /// Larger than any WAL segment (1 GB) or history file; anything bigger is a broken peer.
 const MAX_FILE: u64 = (1 << 30) + (1 << 20);
 const MAX_LINE: usize = 4096;
 
-/// Serves requests from `input` until it ends or says BYE. Errors of one file are replies,
-/// not the end of the session; only a broken stream ends it.
-pub fn serve(store: &ArchiveStore, input: impl BufRead, mut output: impl Write) -> Result<u64> {
-    let mut input = input;
-    let mut served = 0;
-    loop {
-        let Some(line) = read_line(&mut input)? else {
-            return Ok(served);
-        };
-        let reply = match line.split(' ').collect::<Vec<_>>().as_slice() {
-            ["BYE"] => return Ok(served),
-            ["PUT", name, len] => {
-                let len: u64 = len
-                    .parse()
-                    .ok()
-                    .filter(|l| *l <= MAX_FILE)
-                    .ok_or_else(|| Error::Usage(format!("bad length in {line:?}")))?;
-                served += 1;
-                put(store, name, len, &mut input)
-            }
-            _ => return Err(Error::Usage(format!("unknown request {line:?}"))),
-        };
-        output
-            .write_all(reply.as_bytes())
-            .and_then(|_| output.flush())
-            .map_err(|e| Error::io("reply on", "the connection", e))?;
+/// How PUT bodies travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Plain,
+    Zstd,
+}
+
+impl Encoding {
+    fn as_str(self) -> &'static str {
+        match self {
+            Encoding::Plain => "plain",
+            Encoding::Zstd => "zstd",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "plain" => Some(Encoding::Plain),
+            "zstd" => Some(Encoding::Zstd),
+            _ => None,
+        }
     }
 }
 
-fn put(store: &ArchiveStore, name: &str, len: u64, input: &mut impl BufRead) -> String {
-    let mut body = input.take(len);
-    let result = WalFileName::parse(name).and_then(|n| store.archive_stream(&n, &mut body, len));
-    // Whatever happened, the announced bytes are consumed so the next request lines up.
-    if let Err(e) = io::copy(&mut body, &mut io::sink()) {
-        return format!("ERR reading {name}: {e}\n");
+/// What the standby's side serves: its archive store and the directories `setup` may create.
+pub struct Receiver {
+    pub store: ArchiveStore,
+    pub dirs: Vec<PathBuf>,
+}
+
+impl Receiver {
+    /// Serves requests from `input` until it ends or says BYE; returns the files received.
+    /// Errors of one file are replies, not the end of the session; only a broken stream
+    /// or a request outside the protocol ends it.
+    pub fn serve(&self, input: impl BufRead, mut output: impl Write) -> Result<u64> {
+        let mut input = input;
+        let mut reply = |text: String| {
+            output
+                .write_all(text.as_bytes())
+                .and_then(|_| output.write_all(b"\n"))
+                .and_then(|_| output.flush())
+                .map_err(|e| Error::io("reply on", "the connection", e))
+        };
+        let encoding = match read_line(&mut input)?.as_deref() {
+            None => return Ok(0),
+            Some(line) => match line.split(' ').collect::<Vec<_>>().as_slice() {
+                ["HELLO", VERSION, enc] if Encoding::parse(enc).is_some() => {
+                    Encoding::parse(enc).unwrap()
+                }
+                _ => {
+                    let message = format!(
+                        "expected HELLO {VERSION} plain|zstd, got {line:?} \
+                         (master and standby must run compatible walmgr versions)"
+                    );
+                    reply(format!("ERR {message}"))?;
+                    return Err(Error::Usage(message));
+                }
+            },
+        };
+        reply(format!("OK walmgr {VERSION} {}", encoding.as_str()))?;
+
+        let mut served = 0;
+        loop {
+            let Some(line) = read_line(&mut input)? else {
+                return Ok(served);
+            };
+            let answer = match line.split(' ').collect::<Vec<_>>().as_slice() {
+                ["BYE"] => return Ok(served),
+                ["PUT", name, len] => {
+                    let len: u64 = len
+                        .parse()
+                        .ok()
+                        .filter(|l| *l <= MAX_FILE)
+                        .ok_or_else(|| Error::Usage(format!("bad length in {line:?}")))?;
+                    served += 1;
+                    self.put(name, len, encoding, &mut input)?
+                }
+                ["DIRS", mode @ ("check" | "create")] => self.dirs(*mode == "create"),
+                _ => {
+                    // Not ours: say so, then end the session (the stream cannot be trusted).
+                    let message = format!("unknown request {line:?}");
+                    reply(format!("ERR {message}"))?;
+                    return Err(Error::Usage(message));
+                }
+            };
+            reply(answer)?;
+        }
     }
-    match result {
-        Ok(Stored::Written) => "OK written\n".into(),
-        Ok(Stored::AlreadyPresent) => "OK present\n".into(),
-        Err(e) => format!("ERR {}\n", e.to_string().replace('\n', " ")),
+
+    /// Receives one file. Err only when the stream itself broke.
+    fn put(
+        &self,
+        name: &str,
+        len: u64,
+        encoding: Encoding,
+        input: &mut impl BufRead,
+    ) -> Result<String> {
+        let stream_err = |e| Error::io("read a file from", "the connection", e);
+        let result = match encoding {
+            Encoding::Plain => {
+                let mut body = input.take(len);
+                let result = WalFileName::parse(name)
+                    .and_then(|n| self.store.archive_stream(&n, &mut body, len));
+                // Whatever happened, the announced bytes are consumed so the next request
+                // lines up.
+                io::copy(&mut body, &mut io::sink()).map_err(stream_err)?;
+                if body.limit() > 0 {
+                    return Err(stream_err(io::ErrorKind::UnexpectedEof.into()));
+                }
+                result
+            }
+            Encoding::Zstd => {
+                let mut body = Unpacker::new(input, len).map_err(stream_err)?;
+                let result = WalFileName::parse(name)
+                    .and_then(|n| self.store.archive_stream(&n, &mut body, len));
+                body.drain().map_err(stream_err)?;
+                result
+            }
+        };
+        Ok(match result {
+            Ok(Stored::Written) => "OK written".into(),
+            Ok(Stored::AlreadyPresent) => "OK present".into(),
+            Err(e) => format!("ERR {}", one_line(&e.to_string())),
+        })
     }
+
+    fn dirs(&self, create: bool) -> String {
+        let missing: Vec<&PathBuf> = self.dirs.iter().filter(|d| !d.is_dir()).collect();
+        if create {
+            if let Some(e) = missing.iter().find_map(|d| create_private_dir(d).err()) {
+                return format!("ERR {}", one_line(&e.to_string()));
+            }
+        }
+        let names: Vec<String> = missing
+            .iter()
+            .map(|d| d.to_string_lossy().into_owned())
+            .collect();
+        format!("OK {}", serde_json::to_string(&names).expect("strings serialize"))
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.replace('\n', " ")
 }
 
 fn read_line(input: &mut impl BufRead) -> Result<Option<String>> {
@@ -83,47 +199,127 @@ fn read_line(input: &mut impl BufRead) -> Result<Option<String>> {
         .map_err(|_| Error::Usage("request line is not UTF-8".into()))
 }
 
-/// The master's side: sends files and reads each reply before the next.
+/// The master's side: sends requests and reads each reply before the next.
 pub struct Client<R, W> {
+    peer: String,
     replies: R,
     requests: W,
+    encoding: Encoding,
+    packer: Option<Packer>,
+    /// Set when the stream may be out of step; the caller must then drop the connection.
+    broken: bool,
 }
 
 impl<R: BufRead, W: Write> Client<R, W> {
-    pub fn new(replies: R, requests: W) -> Self {
-        Client { replies, requests }
+    /// Greets the standby and agrees on the encoding. `peer` names the standby in errors.
+    pub fn start(peer: &str, replies: R, requests: W, encoding: Encoding) -> Result<Self> {
+        let mut client = Client {
+            peer: peer.to_owned(),
+            replies,
+            requests,
+            encoding,
+            packer: None,
+            broken: false,
+        };
+        let greeting = format!("HELLO {VERSION} {}\n", encoding.as_str());
+        client.send(|w| w.write_all(greeting.as_bytes()))?;
+        let expected = format!("walmgr {VERSION} {}", encoding.as_str());
+        match client.reply("the greeting")? {
+            Ok(text) if text == expected => Ok(client),
+            Ok(text) => Err(client.fail(format!("unexpected greeting {text:?}"))),
+            Err(refusal) => Err(client.fail(format!("refused the session: {refusal}"))),
+        }
+    }
+
+    pub fn is_broken(&self) -> bool {
+        self.broken
     }
 
     /// Sends `len` bytes of `data` as `name`; Ok once the standby says they are durable.
-    pub fn put(&mut self, name: &WalFileName, data: impl Read, len: u64) -> Result<Stored> {
-        let io_err = |e| Error::io("send to", "the standby", e);
-        writeln!(self.requests, "PUT {name} {len}").map_err(io_err)?;
-        let sent = io::copy(&mut data.take(len), &mut self.requests).map_err(io_err)?;
-        if sent != len {
-            // The stream is now out of step: the caller must drop this connection.
-            return Err(Error::Usage(format!(
-                "{name}: source gave {sent} of {len} bytes"
-            )));
+    pub fn put(&mut self, name: &WalFileName, mut data: impl Read, len: u64) -> Result<Stored> {
+        let encoding = self.encoding;
+        if encoding == Encoding::Zstd && self.packer.is_none() {
+            self.packer = Some(Packer::new().map_err(|e| self.io_fail(e))?);
         }
-        self.requests.flush().map_err(io_err)?;
-        match read_line(&mut self.replies)?.as_deref() {
-            Some("OK written") => Ok(Stored::Written),
-            Some("OK present") => Ok(Stored::AlreadyPresent),
-            Some(other) => Err(Error::Usage(format!(
-                "standby refused {name}: {}",
-                other.strip_prefix("ERR ").unwrap_or(other)
-            ))),
-            None => Err(Error::Usage(format!(
-                "standby closed the connection during {name}"
-            ))),
+        let mut packer = self.packer.take();
+        let sent = self.send(|w| {
+            writeln!(w, "PUT {name} {len}")?;
+            match packer.as_mut() {
+                Some(p) => p.send(&mut data, len, w),
+                None => io::copy(&mut (&mut data).take(len), w),
+            }
+        });
+        self.packer = packer;
+        let sent = sent?;
+        if sent != len {
+            return Err(self.fail(format!("{name}: the source gave {sent} of {len} bytes")));
+        }
+        match self.reply(&name.to_string())? {
+            Ok(text) if text == "written" => Ok(Stored::Written),
+            Ok(text) if text == "present" => Ok(Stored::AlreadyPresent),
+            Ok(text) => Err(self.fail(format!("unexpected reply {text:?} for {name}"))),
+            Err(refusal) => Err(Error::remote(
+                &self.peer,
+                format!("refused {name}: {refusal}"),
+            )),
         }
     }
 
+    /// The standby's walmgr directories that are missing; `create` creates them first and
+    /// returns the ones it created.
+    pub fn dirs(&mut self, create: bool) -> Result<Vec<PathBuf>> {
+        let request = if create { "DIRS create\n" } else { "DIRS check\n" };
+        self.send(|w| w.write_all(request.as_bytes()))?;
+        match self.reply("DIRS")? {
+            Ok(json) => match serde_json::from_str::<Vec<String>>(&json) {
+                Ok(names) => Ok(names.into_iter().map(PathBuf::from).collect()),
+                Err(_) => Err(self.fail(format!("unexpected reply {json:?} to DIRS"))),
+            },
+            Err(refusal) => Err(Error::remote(
+                &self.peer,
+                format!("could not create walmgr's directories: {refusal}"),
+            )),
+        }
+    }
+
+    /// Ends the session politely; the standby's xserve exits.
     pub fn bye(mut self) -> Result<()> {
-        self.requests
-            .write_all(b"BYE\n")
-            .and_then(|_| self.requests.flush())
-            .map_err(|e| Error::io("send to", "the standby", e))
+        self.send(|w| w.write_all(b"BYE\n"))
+    }
+
+    fn send<T>(&mut self, write: impl FnOnce(&mut W) -> io::Result<T>) -> Result<T> {
+        match write(&mut self.requests).and_then(|t| self.requests.flush().map(|_| t)) {
+            Ok(t) => Ok(t),
+            Err(e) => Err(self.io_fail(e)),
+        }
+    }
+
+    /// One reply line: Ok(text after "OK "), or Ok(Err(message after "ERR ")).
+    fn reply(&mut self, what: &str) -> Result<std::result::Result<String, String>> {
+        let line = match read_line(&mut self.replies) {
+            Ok(line) => line,
+            Err(e) => {
+                self.broken = true;
+                return Err(Error::remote(&self.peer, format!("during {what}: {e}")));
+            }
+        };
+        match line {
+            Some(line) => match (line.strip_prefix("OK "), line.strip_prefix("ERR ")) {
+                (Some(ok), _) => Ok(Ok(ok.to_owned())),
+                (_, Some(err)) => Ok(Err(err.to_owned())),
+                _ => Err(self.fail(format!("unexpected reply {line:?} during {what}"))),
+            },
+            None => Err(self.fail(format!("closed the connection during {what}"))),
+        }
+    }
+
+    fn fail(&mut self, message: String) -> Error {
+        self.broken = true;
+        Error::remote(&self.peer, message)
+    }
+
+    fn io_fail(&mut self, e: io::Error) -> Error {
+        self.fail(format!("connection failed: {e}"))
     }
 }
 
@@ -133,29 +329,38 @@ mod tests {
     use crate::wal_name::SegmentName;
     use crate::wal_segment::tests::fake_segment;
     use std::io::{BufReader, Cursor};
+    use std::os::unix::net::UnixStream;
+    use std::thread;
 
-    /// Runs a whole session: the client's requests are served, then its replies read back.
-    fn session(store: &ArchiveStore, files: &[(WalFileName, Vec<u8>)]) -> Vec<Result<Stored>> {
-        // Requests are built up front (the server's replies do not change them).
-        let mut requests = Vec::new();
-        for (name, data) in files {
-            requests.extend_from_slice(format!("PUT {name} {}\n", data.len()).as_bytes());
-            requests.extend_from_slice(data);
+    fn receiver(dir: &std::path::Path) -> Receiver {
+        Receiver {
+            store: ArchiveStore::new(dir.join("logs.complete")),
+            dirs: vec![dir.join("logs.complete"), dir.join("logs.partial")],
         }
-        requests.extend_from_slice(b"BYE\n");
-        let mut replies = Vec::new();
-        serve(store, BufReader::new(Cursor::new(requests)), &mut replies).unwrap();
-        let mut reader = BufReader::new(Cursor::new(replies));
-        files
-            .iter()
-            .map(
-                |(name, _)| match read_line(&mut reader).unwrap().as_deref() {
-                    Some("OK written") => Ok(Stored::Written),
-                    Some("OK present") => Ok(Stored::AlreadyPresent),
-                    other => Err(Error::Usage(format!("{name}: {other:?}"))),
-                },
-            )
-            .collect()
+    }
+
+    /// Runs `talk` as the master against a standby serving `receiver` over a socket pair.
+    fn session<T>(
+        receiver: Receiver,
+        encoding: Encoding,
+        talk: impl FnOnce(&mut Client<BufReader<UnixStream>, UnixStream>) -> T,
+    ) -> (T, Receiver) {
+        let (master, standby) = UnixStream::pair().unwrap();
+        let server = thread::spawn(move || {
+            let input = BufReader::new(standby.try_clone().unwrap());
+            receiver.serve(input, standby).unwrap();
+            receiver
+        });
+        let mut client = Client::start(
+            "test standby",
+            BufReader::new(master.try_clone().unwrap()),
+            master,
+            encoding,
+        )
+        .unwrap();
+        let out = talk(&mut client);
+        client.bye().unwrap();
+        (out, server.join().unwrap())
     }
 
     fn segment(seg: u32) -> (WalFileName, Vec<u8>) {
@@ -169,96 +374,127 @@ mod tests {
 
     #[test]
     fn many_files_in_one_session_each_acknowledged_once_durable() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = ArchiveStore::new(dir.path());
-        let files: Vec<_> = (1..=3).map(segment).collect();
-        let replies = session(&store, &files);
-        assert!(
-            replies.iter().all(|r| matches!(r, Ok(Stored::Written))),
-            "{replies:?}"
-        );
-        for (name, data) in &files {
-            assert_eq!(&std::fs::read(store.path_of(name)).unwrap(), data);
+        for encoding in [Encoding::Plain, Encoding::Zstd] {
+            let dir = tempfile::tempdir().unwrap();
+            let files: Vec<_> = (1..=3).map(segment).collect();
+            let (replies, receiver) = session(receiver(dir.path()), encoding, |c| {
+                c.dirs(true).unwrap();
+                files
+                    .iter()
+                    .map(|(n, d)| c.put(n, &d[..], d.len() as u64))
+                    .collect::<Vec<_>>()
+            });
+            assert!(
+                replies.iter().all(|r| matches!(r, Ok(Stored::Written))),
+                "{encoding:?}: {replies:?}"
+            );
+            for (name, data) in &files {
+                assert_eq!(&std::fs::read(receiver.store.path_of(name)).unwrap(), data);
+            }
         }
     }
 
     #[test]
     fn a_refused_file_does_not_derail_the_files_after_it() {
+        for encoding in [Encoding::Plain, Encoding::Zstd] {
+            let dir = tempfile::tempdir().unwrap();
+            let (name, data) = segment(4);
+            let mut forged = data.clone();
+            forged[1000] ^= 1;
+            let next = segment(5);
+            let (replies, receiver) = session(receiver(dir.path()), encoding, |c| {
+                c.dirs(true).unwrap();
+                let replies = [
+                    c.put(&name, &data[..], data.len() as u64),
+                    c.put(&name, &data[..], data.len() as u64),
+                    c.put(&name, &forged[..], forged.len() as u64),
+                    c.put(&next.0, &next.1[..], next.1.len() as u64),
+                ];
+                assert!(!c.is_broken(), "a refusal keeps the session usable");
+                replies
+            });
+            assert!(matches!(replies[0], Ok(Stored::Written)));
+            assert!(matches!(replies[1], Ok(Stored::AlreadyPresent)));
+            let refused = replies[2].as_ref().unwrap_err().to_string();
+            assert!(
+                refused.contains("refused") && refused.contains("different content"),
+                "{refused}"
+            );
+            assert!(matches!(replies[3], Ok(Stored::Written)));
+            assert_eq!(std::fs::read(receiver.store.path_of(&name)).unwrap(), data);
+            assert_eq!(
+                std::fs::read(receiver.store.path_of(&next.0)).unwrap(),
+                next.1
+            );
+        }
+    }
+
+    #[test]
+    fn directories_come_from_the_standby_and_are_reported_before_and_after() {
         let dir = tempfile::tempdir().unwrap();
-        let store = ArchiveStore::new(dir.path());
-        let (name, data) = segment(4);
-        let mut forged = data.clone();
-        forged[1000] ^= 1;
-        let next = segment(5);
-        let replies = session(
-            &store,
-            &[
-                (name, data.clone()),
-                (name, data.clone()),
-                (name, forged),
-                next.clone(),
-            ],
-        );
-        assert!(matches!(replies[0], Ok(Stored::Written)));
-        assert!(matches!(replies[1], Ok(Stored::AlreadyPresent)));
-        let refused = replies[2].as_ref().unwrap_err().to_string();
-        assert!(refused.contains("ERR"), "{refused}");
-        assert!(matches!(replies[3], Ok(Stored::Written)));
-        assert_eq!(std::fs::read(store.path_of(&name)).unwrap(), data);
-        assert_eq!(std::fs::read(store.path_of(&next.0)).unwrap(), next.1);
+        let ((before, created, after), _) =
+            session(receiver(dir.path()), Encoding::Plain, |c| {
+                (
+                    c.dirs(false).unwrap(),
+                    c.dirs(true).unwrap(),
+                    c.dirs(false).unwrap(),
+                )
+            });
+        let expected = vec![dir.path().join("logs.complete"), dir.path().join("logs.partial")];
+        assert_eq!(before, expected);
+        assert_eq!(created, expected);
+        assert!(after.is_empty());
+        assert!(expected.iter().all(|d| d.is_dir()));
+    }
+
+    /// The raw requests of a session: HELLO, then `body`.
+    fn raw(body: &[u8]) -> Vec<u8> {
+        let mut input = b"HELLO 1 plain\n".to_vec();
+        input.extend_from_slice(body);
+        input
     }
 
     #[test]
     fn names_outside_the_wal_grammar_are_refused_and_write_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let store = ArchiveStore::new(dir.path());
+        let receiver = receiver(dir.path());
+        std::fs::create_dir(receiver.store.dir()).unwrap();
         let mut replies = Vec::new();
-        let input = b"PUT ../../etc/passwd 5\nroot\nBYE\n".to_vec();
-        serve(&store, BufReader::new(Cursor::new(input)), &mut replies).unwrap();
+        let input = raw(b"PUT ../../etc/passwd 5\nroot\nBYE\n");
+        receiver
+            .serve(BufReader::new(Cursor::new(input)), &mut replies)
+            .unwrap();
         let reply = String::from_utf8(replies).unwrap();
-        assert!(
-            reply.starts_with("ERR") && reply.contains("not a WAL file name"),
-            "{reply}"
-        );
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        assert!(reply.contains("ERR") && reply.contains("not a WAL file name"), "{reply}");
+        assert_eq!(std::fs::read_dir(receiver.store.dir()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_session_must_start_with_hello_and_unknown_requests_end_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let receiver = receiver(dir.path());
+        for input in [b"ls -la\n".to_vec(), raw(b"RM /\n")] {
+            let mut replies = Vec::new();
+            let err = receiver
+                .serve(BufReader::new(Cursor::new(input)), &mut replies)
+                .unwrap_err();
+            let reply = String::from_utf8(replies).unwrap();
+            assert!(reply.lines().last().unwrap().starts_with("ERR"), "{reply}");
+            assert!(err.to_string().contains("HELLO") || err.to_string().contains("unknown"));
+        }
     }
 
     #[test]
     fn a_connection_cut_mid_file_leaves_nothing_under_the_final_name() {
         let dir = tempfile::tempdir().unwrap();
-        let store = ArchiveStore::new(dir.path());
+        let receiver = receiver(dir.path());
+        std::fs::create_dir(receiver.store.dir()).unwrap();
         let (name, data) = segment(6);
-        let mut input = format!("PUT {name} {}\n", data.len()).into_bytes();
+        let mut input = raw(format!("PUT {name} {}\n", data.len()).as_bytes());
         input.extend_from_slice(&data[..data.len() / 2]);
         let mut replies = Vec::new();
-        let _ = serve(&store, BufReader::new(Cursor::new(input)), &mut replies);
-        assert!(!store.path_of(&name).exists());
-    }
-
-    #[test]
-    fn the_client_reads_each_reply() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = ArchiveStore::new(dir.path());
-        let (name, data) = segment(7);
-        // Serve what the client sends, then replay the server's replies to the client.
-        let mut requests = Vec::new();
-        {
-            let mut client = Client::new(
-                BufReader::new(Cursor::new(b"OK written\n".to_vec())),
-                &mut requests,
-            );
-            assert_eq!(
-                client.put(&name, &data[..], data.len() as u64).unwrap(),
-                Stored::Written
-            );
-            client.bye().unwrap();
-        }
-        let mut replies = Vec::new();
-        assert_eq!(
-            serve(&store, BufReader::new(Cursor::new(requests)), &mut replies).unwrap(),
-            1
-        );
-        assert_eq!(replies, b"OK written\n");
-        assert_eq!(std::fs::read(store.path_of(&name)).unwrap(), data);
+        let result = receiver.serve(BufReader::new(Cursor::new(input)), &mut replies);
+        assert!(result.is_err(), "a cut stream ends the session");
+        assert!(!receiver.store.path_of(&name).exists());
     }
 }

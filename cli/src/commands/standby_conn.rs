@@ -53,5 +53,5 @@ pub fn try_connect(data: &Path) -> Option<Client> {
 
 /// The login name of the owner of `path` (a data directory: the server's OS user).
 pub fn owner_name(path: &Path) -> Option<String> {
-    db::user_name(fs::metadata(path).ok()?.uid())
+    walmgr_core::system::user_name(fs::metadata(path).ok()?.uid())
 }

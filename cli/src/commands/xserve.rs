@@ -1,25 +1,42 @@
-//! `xserve`: the standby's receiving end of the master's connection. Files arrive on stdin
-//! and go through the same store as every other archive write; stdout carries one reply
-//! per file (see walmgr_core::wire). Logs go to stderr, never into the reply stream.
+//! `xserve`: the standby's receiving end of the master's SSH session. Requests arrive on
+//! stdin and files go through the same store as every other archive write; stdout carries
+//! one reply per request (see walmgr_core::wire). Logs go to stderr, never into the replies.
+//!
+//! `--ssh-add-key` installs the master's key with this command forced, so it is all the key
+//! can run. When sshd forced it, SSH_ORIGINAL_COMMAND holds what the client asked for:
+//! anything but an xserve request is refused before a byte is read.
 
 use std::io::{self, BufReader};
 
+use walmgr_core::config::Role;
 use walmgr_core::store::ArchiveStore;
-use walmgr_core::wire;
+use walmgr_core::transport;
+use walmgr_core::wire::Receiver;
 
 use super::Context;
 use crate::error::{CliError, Result};
 
 pub fn run(ctx: &mut Context) -> Result<()> {
+    if let Ok(asked) = std::env::var("SSH_ORIGINAL_COMMAND") {
+        if asked.split_whitespace().last() != Some("xserve") {
+            return Err(CliError::failed(format!(
+                "this SSH key may only run walmgr's receiving end (xserve); refused {asked:?}"
+            )));
+        }
+    }
+    ctx.require_role(Role::Slave, "xserve")?;
     if ctx.changes.is_dry_run() {
         return Err(CliError::failed(
             "xserve writes what the master sends; it has no --not-really mode",
         ));
     }
-    let store = ArchiveStore::new(&ctx.config.completed_wals);
+    let receiver = Receiver {
+        store: ArchiveStore::new(&ctx.config.completed_wals),
+        dirs: transport::slave_dirs(&ctx.config),
+    };
     let stdin = io::stdin().lock();
     let stdout = io::stdout().lock();
-    let served = wire::serve(&store, BufReader::with_capacity(1 << 20, stdin), stdout)?;
+    let served = receiver.serve(BufReader::with_capacity(1 << 20, stdin), stdout)?;
     ctx.log.debug(&format!("xserve: {served} file(s) received"));
     Ok(())
 }

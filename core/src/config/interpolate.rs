@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::{system, Format, RawEntry, RawValue};
+use super::{Format, RawEntry, RawValue};
+use crate::system;
 use crate::error::{Error, Origin, Result};
 
 pub(super) struct Resolver<'a> {

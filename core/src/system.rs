@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 /// The running user's home: `$HOME` as shells and Python's `expanduser` use it, else the
 /// password database.
-pub(super) fn home_dir() -> Option<PathBuf> {
+pub fn home_dir() -> Option<PathBuf> {
     match std::env::var_os("HOME") {
         Some(home) if !home.is_empty() => Some(PathBuf::from(home)),
         _ => passwd_home(None),
@@ -15,7 +15,7 @@ pub(super) fn home_dir() -> Option<PathBuf> {
 
 /// Expands `~` or `~user` at the start of `value`, like Python's `os.path.expanduser`
 /// (which walmgr3 applied to every path). Err carries the reason for the message.
-pub(super) fn expand_tilde(value: &str) -> Result<PathBuf, String> {
+pub fn expand_tilde(value: &str) -> Result<PathBuf, String> {
     let Some(rest) = value.strip_prefix('~') else {
         return Ok(PathBuf::from(value));
     };
@@ -43,10 +43,44 @@ pub(super) fn expand_tilde(value: &str) -> Result<PathBuf, String> {
 
 /// Home directory from the password database: of `user`, or of the real uid when None.
 fn passwd_home(user: Option<&str>) -> Option<PathBuf> {
-    let name = match user {
-        Some(u) => Some(CString::new(u).ok()?),
-        None => None,
+    let lookup = match user {
+        Some(u) => Lookup::Name(CString::new(u).ok()?),
+        None => Lookup::Uid(real_uid()),
     };
+    passwd_field(lookup, |pwd| pwd.pw_dir)
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from)
+}
+
+/// The login name of `uid`, if the password database has one.
+pub fn user_name(uid: u32) -> Option<String> {
+    passwd_field(Lookup::Uid(uid), |pwd| pwd.pw_name)?
+        .into_string()
+        .ok()
+}
+
+/// The login name of the effective user: whom files are written as and SSH logs in as.
+pub fn effective_user_name() -> Option<String> {
+    // SAFETY: geteuid cannot fail.
+    user_name(unsafe { libc::geteuid() })
+}
+
+fn real_uid() -> u32 {
+    // SAFETY: getuid cannot fail.
+    unsafe { libc::getuid() }
+}
+
+enum Lookup {
+    Name(CString),
+    Uid(u32),
+}
+
+/// One string field of a password entry, through the reentrant getpw*_r (the extension
+/// calls this from the archiver, where another thread may use the static-buffer versions).
+fn passwd_field(
+    lookup: Lookup,
+    field: impl Fn(&libc::passwd) -> *const libc::c_char,
+) -> Option<OsString> {
     let mut buf: Vec<libc::c_char> = vec![0; 1024];
     loop {
         // SAFETY: all-zero is a valid passwd (null pointers, zero ids); it is only read
@@ -55,39 +89,38 @@ fn passwd_home(user: Option<&str>) -> Option<PathBuf> {
         let mut result: *mut libc::passwd = std::ptr::null_mut();
         // SAFETY: every pointer is valid for the call and buf.len() is its true size.
         let rc = unsafe {
-            match &name {
-                Some(n) => libc::getpwnam_r(
+            match &lookup {
+                Lookup::Name(n) => libc::getpwnam_r(
                     n.as_ptr(),
                     &mut pwd,
                     buf.as_mut_ptr(),
                     buf.len(),
                     &mut result,
                 ),
-                None => libc::getpwuid_r(
-                    libc::getuid(),
-                    &mut pwd,
-                    buf.as_mut_ptr(),
-                    buf.len(),
-                    &mut result,
-                ),
+                Lookup::Uid(uid) => {
+                    libc::getpwuid_r(*uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result)
+                }
             }
         };
         if rc == libc::ERANGE && buf.len() < (1 << 20) {
             buf.resize(buf.len() * 2, 0);
             continue;
         }
-        if rc != 0 || result.is_null() || pwd.pw_dir.is_null() {
+        if rc != 0 || result.is_null() {
             return None;
         }
-        // SAFETY: on success pw_dir points to a NUL-terminated string inside buf.
-        let dir = unsafe { CStr::from_ptr(pwd.pw_dir) };
-        let dir = OsStr::from_bytes(dir.to_bytes());
-        return (!dir.is_empty()).then(|| PathBuf::from(dir));
+        let ptr = field(&pwd);
+        if ptr.is_null() {
+            return None;
+        }
+        // SAFETY: on success the field points to a NUL-terminated string inside buf.
+        let bytes = unsafe { CStr::from_ptr(ptr) }.to_bytes();
+        return Some(OsStr::from_bytes(bytes).to_os_string());
     }
 }
 
 /// The host name, for skytools' `%(host_name)s`.
-pub(super) fn host_name() -> String {
+pub fn host_name() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: buf is writable for its full length.
     let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };

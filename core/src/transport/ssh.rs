@@ -1,0 +1,458 @@
+//! The SSH transport: one session to the standby, kept open between files, running the
+//! standby's own `walmgr <slave_config> xserve` and speaking [`crate::wire`] to it.
+//!
+//! Every host key is checked against `ssh_known_hosts`; there is no switch to skip that.
+//! Any failure drops the session (the next attempt starts a new one) and is returned as one
+//! error naming the standby, so the archiver logs one failed attempt and carries on.
+
+use std::fs;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ssh2::{CheckResult, HashType, HostKeyType, KnownHostFileKind, MethodType, Session};
+
+use super::ssh_target::SshTarget;
+use super::Transport;
+use crate::changes::Changes;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::store::Stored;
+use crate::system;
+use crate::wal_name::WalFileName;
+use crate::wire::{Client, Encoding};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// Longest wait for any one step, including the standby's fsync of a 1 GB segment.
+const IO_TIMEOUT_MS: u32 = 120_000;
+/// How long a dying session may take to tell us why it died.
+const POSTMORTEM_TIMEOUT_MS: u32 = 2_000;
+/// libssh2 moves data fastest with AES-CTR here (see bench/); all are OpenSSH defaults.
+const CIPHERS: &str = "aes128-ctr,aes256-ctr,aes128-gcm@openssh.com,aes256-gcm@openssh.com,\
+                       chacha20-poly1305@openssh.com";
+/// ed25519 first, as OpenSSH prefers it and as `--ssh-keygen` and ssh-keyscan record it.
+const HOST_KEY_TYPES: &str = "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,\
+                              ecdsa-sha2-nistp521,rsa-sha2-512,rsa-sha2-256";
+const BUFFER: usize = 1 << 20;
+
+type Replies = BufReader<ChannelReader>;
+type Requests = BufWriter<ChannelWriter>;
+
+pub struct Ssh {
+    target: SshTarget,
+    user: String,
+    identity: Option<PathBuf>,
+    known_hosts: PathBuf,
+    command: String,
+    encoding: Encoding,
+    peer: String,
+    conn: Option<Connection>,
+}
+
+struct Connection {
+    session: Session,
+    channel: ssh2::Channel,
+    client: Client<Replies, Requests>,
+    cipher: String,
+}
+
+impl Ssh {
+    pub fn new(config: &Config, slave: &str) -> Result<Ssh> {
+        let target = SshTarget::parse(slave)
+            .map_err(|m| Error::config(config.origin("slave"), Some("slave"), m))?;
+        let slave_config = config.slave_config.as_ref().ok_or_else(|| {
+            Error::config(
+                config.origin("slave"),
+                Some("slave_config"),
+                "must be set when slave is: it is the path of the standby's walmgr config, \
+                 which walmgr xserve reads on the standby",
+            )
+        })?;
+        let user = match &target.user {
+            Some(user) => user.clone(),
+            None => system::effective_user_name().ok_or_else(|| {
+                Error::config(
+                    config.origin("slave"),
+                    Some("slave"),
+                    "the running user has no name to log in with; write user@host",
+                )
+            })?,
+        };
+        let command = format!(
+            "{} {} xserve",
+            config.slave_walmgr,
+            shell_quote(&slave_config.to_string_lossy())
+        );
+        let mut peer_target = target.clone();
+        peer_target.user = Some(user.clone());
+        Ok(Ssh {
+            peer: format!("ssh:{peer_target}"),
+            target,
+            user,
+            identity: config.ssh_identity.clone(),
+            known_hosts: config.ssh_known_hosts.clone(),
+            command,
+            encoding: if config.compression {
+                Encoding::Zstd
+            } else {
+                Encoding::Plain
+            },
+            conn: None,
+        })
+    }
+
+    /// The cipher of the open session, for benchmarks and status.
+    pub fn cipher(&self) -> Option<&str> {
+        self.conn.as_ref().map(|c| c.cipher.as_str())
+    }
+
+    fn err(&self, message: impl Into<String>) -> Error {
+        Error::remote(&self.peer, message)
+    }
+
+    fn connected(&mut self) -> Result<&mut Connection> {
+        if self.conn.is_none() {
+            self.conn = Some(self.connect()?);
+        }
+        Ok(self.conn.as_mut().expect("just connected"))
+    }
+
+    fn connect(&self) -> Result<Connection> {
+        let tcp = self.dial()?;
+        let mut session = Session::new().map_err(|e| self.err(format!("libssh2: {e}")))?;
+        session.set_tcp_stream(tcp);
+        session.set_timeout(IO_TIMEOUT_MS);
+        session
+            .method_pref(MethodType::HostKey, HOST_KEY_TYPES)
+            .and_then(|_| session.method_pref(MethodType::CryptCs, CIPHERS))
+            .and_then(|_| session.method_pref(MethodType::CryptSc, CIPHERS))
+            .map_err(|e| self.err(format!("libssh2 refused the method list: {e}")))?;
+        session
+            .handshake()
+            .map_err(|e| self.err(format!("SSH handshake failed: {e}")))?;
+        self.verify_host_key(&session)?;
+        self.authenticate(&session)?;
+
+        let mut channel = session
+            .channel_session()
+            .map_err(|e| self.err(format!("could not open a channel: {e}")))?;
+        channel
+            .exec(&self.command)
+            .map_err(|e| self.err(format!("could not run {:?}: {e}", self.command)))?;
+        let replies = BufReader::with_capacity(64 << 10, ChannelReader(channel.stream(0)));
+        let requests = BufWriter::with_capacity(BUFFER, ChannelWriter(channel.stream(0)));
+        let client = match Client::start(&self.peer, replies, requests, self.encoding) {
+            Ok(client) => client,
+            Err(e) => return Err(self.postmortem(&session, &mut channel, e)),
+        };
+        let cipher = session
+            .methods(MethodType::CryptCs)
+            .unwrap_or("?")
+            .to_owned();
+        Ok(Connection {
+            session,
+            channel,
+            client,
+            cipher,
+        })
+    }
+
+    fn dial(&self) -> Result<TcpStream> {
+        let addrs: Vec<_> = (self.target.host.as_str(), self.target.port)
+            .to_socket_addrs()
+            .map_err(|e| self.err(format!("cannot resolve {}: {e}", self.target.host)))?
+            .collect();
+        let mut last = None;
+        for addr in addrs {
+            match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+                Ok(tcp) => {
+                    // Requests are small lines waiting for a reply: never hold them back.
+                    let _ = tcp.set_nodelay(true);
+                    return Ok(tcp);
+                }
+                Err(e) => last = Some(format!("{addr}: {e}")),
+            }
+        }
+        Err(self.err(format!(
+            "cannot connect: {}",
+            last.unwrap_or_else(|| "the name has no address".into())
+        )))
+    }
+
+    fn verify_host_key(&self, session: &Session) -> Result<()> {
+        let (key, kind) = session
+            .host_key()
+            .ok_or_else(|| self.err("the server sent no host key"))?;
+        let fingerprint = session
+            .host_key_hash(HashType::Sha256)
+            .map(|h| format!("SHA256:{}", base64_unpadded(h)))
+            .unwrap_or_else(|| "(no fingerprint)".into());
+        let (type_name, keyscan_type) = key_type_names(kind);
+        let file = &self.known_hosts;
+        let mut known = session
+            .known_hosts()
+            .map_err(|e| self.err(format!("libssh2: {e}")))?;
+        let read = match fs::metadata(file) {
+            Ok(_) => known
+                .read_file(file, KnownHostFileKind::OpenSSH)
+                .map(|_| ())
+                .map_err(|e| format!("could not read {}: {e}", file.display())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(format!("could not read {}: {e}", file.display())),
+        };
+        read.map_err(|m| self.err(m))?;
+        let name = self.target.known_hosts_name();
+        let keyscan = format!(
+            "ssh-keyscan -p {} -t {keyscan_type} {} >> {}",
+            self.target.port,
+            self.target.host,
+            file.display()
+        );
+        let check_on_standby =
+            format!("compare with `ssh-keygen -lf /etc/ssh/ssh_host_{keyscan_type}_key.pub` on the standby");
+        match known.check_port(&self.target.host, self.target.port, key) {
+            CheckResult::Match => Ok(()),
+            CheckResult::NotFound => Err(self.err(format!(
+                "host key not trusted: {name} presents {type_name} key {fingerprint}, which is not \
+                 in {}. walmgr never trusts a key by itself: {check_on_standby}, then add it with \
+                 `{keyscan}`",
+                file.display()
+            ))),
+            CheckResult::Mismatch => Err(self.err(format!(
+                "HOST KEY CHANGED: {name} now presents {type_name} key {fingerprint}, which differs \
+                 from the key for it in {}. This may be an attack, or the standby was reinstalled. \
+                 Archiving waits until the new key is trusted: {check_on_standby}, then run \
+                 `ssh-keygen -R '{name}' -f {}` and `{keyscan}`",
+                file.display(),
+                file.display()
+            ))),
+            CheckResult::Failure => Err(self.err(format!(
+                "could not check host key {fingerprint} against {}",
+                file.display()
+            ))),
+        }
+    }
+
+    fn authenticate(&self, session: &Session) -> Result<()> {
+        let identity = match &self.identity {
+            Some(path) => path.clone(),
+            None => default_identity().ok_or_else(|| {
+                self.err(
+                    "no SSH key: set ssh_identity, or create ~/.ssh/id_ed25519 with \
+                     `walmgr --ssh-keygen --init-master`",
+                )
+            })?,
+        };
+        if let Err(e) = fs::File::open(&identity) {
+            return Err(self.err(format!(
+                "cannot read the SSH key {}: {e}",
+                identity.display()
+            )));
+        }
+        session
+            .userauth_pubkey_file(&self.user, None, &identity, None)
+            .map_err(|e| {
+                self.err(format!(
+                    "the standby did not accept the key {} for user {}: {e}; install its .pub \
+                     there with `walmgr --init-slave --ssh-add-key=FILE`",
+                    identity.display(),
+                    self.user
+                ))
+            })
+    }
+
+    /// Adds what the standby said on stderr, and its exit status, to `error`.
+    fn postmortem(&self, session: &Session, channel: &mut ssh2::Channel, error: Error) -> Error {
+        session.set_timeout(POSTMORTEM_TIMEOUT_MS);
+        let mut said = String::new();
+        let _ = channel.stderr().take(4096).read_to_string(&mut said);
+        let _ = channel.wait_close();
+        let status = channel.exit_status().ok().filter(|_| channel.eof());
+        let said = said.trim();
+        if said.is_empty() && status.is_none() {
+            return error;
+        }
+        let mut message = error.to_string();
+        if let Some(status) = status {
+            message.push_str(&format!("; `{}` exited with status {status}", self.command));
+        }
+        if !said.is_empty() {
+            message.push_str(&format!("; the standby said: {}", said.replace('\n', " | ")));
+        }
+        Error::Usage(message)
+    }
+
+    /// Drops a broken session, keeping whatever it said about why.
+    fn lose(&mut self, error: Error) -> Error {
+        match self.conn.take() {
+            Some(mut conn) => self.postmortem(&conn.session, &mut conn.channel, error),
+            None => error,
+        }
+    }
+
+    fn put_once(&mut self, name: &WalFileName, src: &Path) -> Result<Stored> {
+        let file = fs::File::open(src).map_err(|e| Error::io("open", src, e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io("stat", src, e))?
+            .len();
+        let conn = self.connected()?;
+        let result = conn
+            .client
+            .put(name, BufReader::with_capacity(BUFFER, file), len);
+        if result.is_err() && conn.client.is_broken() {
+            return Err(self.lose(result.unwrap_err()));
+        }
+        result
+    }
+}
+
+impl Transport for Ssh {
+    fn describe(&self) -> String {
+        format!("{} ({})", self.peer, self.command)
+    }
+
+    fn check(&mut self) -> Result<()> {
+        self.connected().map(|_| ())
+    }
+
+    fn create_dirs(&mut self, _dirs: &[PathBuf], changes: &mut Changes) -> Result<()> {
+        // The standby's own config names its directories; the master only asks.
+        let missing = self.connected()?.client.dirs(false);
+        let missing = missing.map_err(|e| self.lose(e))?;
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let list: Vec<String> = missing.iter().map(|d| d.display().to_string()).collect();
+        let what = format!(
+            "create directories {} on {} (mode 0700)",
+            list.join(", "),
+            self.peer
+        );
+        changes.apply(what, || {
+            let created = self.connected()?.client.dirs(true);
+            created.map(|_| ()).map_err(|e| self.lose(e))
+        })?;
+        Ok(())
+    }
+
+    fn archive(&mut self, name: &WalFileName, src: &Path, changes: &mut Changes) -> Result<Stored> {
+        let what = format!("archive {} to {} as {name}", src.display(), self.peer);
+        let reused = self.conn.is_some();
+        let stored = changes.apply(what, || match self.put_once(name, src) {
+            // A session idle since the last segment may have been closed by the standby
+            // or a firewall: one fresh session gets one more try. Re-sending is safe, as
+            // identical content is success.
+            Err(_) if reused && self.conn.is_none() => self.put_once(name, src),
+            other => other,
+        })?;
+        Ok(stored.unwrap_or(Stored::Written))
+    }
+}
+
+impl Drop for Ssh {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            conn.session.set_timeout(POSTMORTEM_TIMEOUT_MS);
+            let _ = conn.client.bye();
+        }
+    }
+}
+
+/// Reads replies from the channel's stdout.
+struct ChannelReader(ssh2::Stream);
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+/// Writes requests to the channel's stdin. Its flush does nothing on purpose: libssh2's
+/// "flush" discards unread *incoming* data (a reply could be lost), and a blocking
+/// channel write has already handed every byte to the connection.
+struct ChannelWriter(ssh2::Stream);
+
+impl Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The key ssh would offer first: ~/.ssh/id_ed25519, then id_ecdsa, then id_rsa.
+fn default_identity() -> Option<PathBuf> {
+    let home = system::home_dir()?;
+    ["id_ed25519", "id_ecdsa", "id_rsa"]
+        .iter()
+        .map(|name| home.join(".ssh").join(name))
+        .find(|path| path.is_file())
+}
+
+/// The key type as known_hosts writes it, and as ssh-keyscan -t and host key files name it.
+fn key_type_names(kind: HostKeyType) -> (&'static str, &'static str) {
+    match kind {
+        HostKeyType::Ed25519 => ("ssh-ed25519", "ed25519"),
+        HostKeyType::Ecdsa256 => ("ecdsa-sha2-nistp256", "ecdsa"),
+        HostKeyType::Ecdsa384 => ("ecdsa-sha2-nistp384", "ecdsa"),
+        HostKeyType::Ecdsa521 => ("ecdsa-sha2-nistp521", "ecdsa"),
+        HostKeyType::Rsa => ("ssh-rsa", "rsa"),
+        HostKeyType::Dss => ("ssh-dss", "dsa"),
+        HostKeyType::Unknown => ("unknown", "ed25519"),
+    }
+}
+
+/// Quotes `s` for the standby's login shell.
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+:=@%,".contains(&b))
+    {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// Base64 without padding, as OpenSSH prints SHA256 fingerprints.
+fn base64_unpadded(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] =
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_are_printed_as_openssh_does() {
+        assert_eq!(base64_unpadded(b""), "");
+        assert_eq!(base64_unpadded(b"f"), "Zg");
+        assert_eq!(base64_unpadded(b"fo"), "Zm8");
+        assert_eq!(base64_unpadded(b"foo"), "Zm9v");
+        assert_eq!(base64_unpadded(b"foob"), "Zm9vYg");
+    }
+
+    #[test]
+    fn remote_arguments_are_quoted_for_the_shell() {
+        assert_eq!(shell_quote("/etc/walmgr/slave.toml"), "/etc/walmgr/slave.toml");
+        assert_eq!(shell_quote("/a b/it's"), r"'/a b/it'\''s'");
+        assert_eq!(shell_quote("$(rm -rf /)"), "'$(rm -rf /)'");
+    }
+}
