@@ -32,6 +32,44 @@ pub struct Cli {
     #[arg(long)]
     pub ini: bool,
 
+    /// Write a master config (wal-master.toml) for this host's cluster into --config-dir.
+    #[arg(long, requires = "slave", conflicts_with = "init_slave")]
+    pub init_master: bool,
+
+    /// Write a slave config (wal-slave.toml) for this host's cluster into --config-dir.
+    #[arg(long)]
+    pub init_slave: bool,
+
+    /// Where --init-master and --init-slave write configs.
+    #[arg(long, value_name = "DIR", default_value = "~/conf")]
+    pub config_dir: String,
+
+    /// The standby for --init-master: host, user@host or user@host:port.
+    #[arg(long, value_name = "HOST")]
+    pub slave: Option<String>,
+
+    /// The cluster's data directory (default: $PGDATA, else the running server's).
+    #[arg(long, value_name = "DIR")]
+    pub pgdata: Option<PathBuf>,
+
+    /// Master: create ~/.ssh/id_ed25519 if there is none, and print its public key.
+    #[arg(long)]
+    pub ssh_keygen: bool,
+
+    /// Slave: let the master's public key (a .pub file) run walmgr's receiving end, and
+    /// nothing else.
+    #[arg(long, value_name = "KEYFILE.pub")]
+    pub ssh_add_key: Option<PathBuf>,
+
+    /// Slave: remove the master's key from authorized_keys (a .pub file, the key, or its
+    /// comment).
+    #[arg(long, value_name = "KEY")]
+    pub ssh_remove_key: Option<String>,
+
+    /// Slave: primary_conninfo written by --init-slave, for streaming replication.
+    #[arg(long, value_name = "CONNINFO")]
+    pub primary_conninfo: Option<String>,
+
     /// The walmgr config file (TOML, or a walmgr3 .ini).
     pub config: Option<PathBuf>,
 

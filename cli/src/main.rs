@@ -41,9 +41,22 @@ fn run(cli: Cli, log: &mut log::Log) -> Result<()> {
         );
         return Ok(());
     }
+    if cli.config.is_none()
+        && (cli.init_master
+            || cli.init_slave
+            || cli.ssh_keygen
+            || cli.ssh_add_key.is_some()
+            || cli.ssh_remove_key.is_some())
+    {
+        let mut changes = Changes::new(cli.not_really);
+        let result = commands::init::run(&init_options(&cli), &mut changes, log);
+        print_dry_run(&changes);
+        return result;
+    }
     let (Some(config_path), Some(command)) = (cli.config, cli.command) else {
         usage_exit(
-            "a config file and a command are required (or a config-less option such as --ini)",
+            "a config file and a command are required (or a config-less option such as \
+             --ini, --init-master, --init-slave, --ssh-keygen, --ssh-add-key, --ssh-remove-key)",
         );
     };
     let overrides = config::parse_overrides(&cli.set)?;
@@ -97,14 +110,32 @@ fn run(cli: Cli, log: &mut log::Log) -> Result<()> {
             last,
         } => commands::xrestore::run(&mut ctx, srcname, dstpath, last.as_deref()),
     };
-    if ctx.changes.is_dry_run() {
-        for change in ctx.changes.described() {
-            println!("would: {change}");
-        }
-    }
+    print_dry_run(&ctx.changes);
     ctx.log.debug(&format!("{} done", command.name()));
     *log = ctx.log;
     result
+}
+
+fn init_options(cli: &Cli) -> commands::init::Options {
+    commands::init::Options {
+        init_master: cli.init_master,
+        init_slave: cli.init_slave,
+        config_dir: cli.config_dir.clone(),
+        slave: cli.slave.clone(),
+        pgdata: cli.pgdata.clone(),
+        ssh_keygen: cli.ssh_keygen,
+        ssh_add_key: cli.ssh_add_key.clone(),
+        ssh_remove_key: cli.ssh_remove_key.clone(),
+        primary_conninfo: cli.primary_conninfo.clone(),
+    }
+}
+
+fn print_dry_run(changes: &Changes) {
+    if changes.is_dry_run() {
+        for change in changes.described() {
+            println!("would: {change}");
+        }
+    }
 }
 
 fn usage_exit(message: &str) -> ! {

@@ -8,7 +8,7 @@
 
 use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
@@ -299,6 +299,27 @@ fn still_named(file: &File, path: &Path) -> bool {
         (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
         _ => false,
     }
+}
+
+/// Replaces (or creates) the small file `path` with `contents`, mode 0600, so that a crash
+/// leaves either the old or the new file, never a torn one: for configs and
+/// authorized_keys, which people edit and sshd reads at any moment.
+pub fn replace_file(path: &Path, contents: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::Usage(format!("{} names no file", path.display())))?;
+    let mut temp = TempFile::create(dir, &name.to_string_lossy())?;
+    temp.file
+        .write_all(contents)
+        .and_then(|_| temp.file.sync_data())
+        .map_err(|e| Error::io("write", &temp.path, e))?;
+    fs::rename(&temp.path, path).map_err(|e| Error::io("rename into place", path, e))?;
+    temp.disarm();
+    fsync_dir(dir)
 }
 
 /// rename(2) that fails with AlreadyExists instead of replacing the target.

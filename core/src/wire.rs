@@ -173,7 +173,10 @@ impl Receiver {
             .iter()
             .map(|d| d.to_string_lossy().into_owned())
             .collect();
-        format!("OK {}", serde_json::to_string(&names).expect("strings serialize"))
+        format!(
+            "OK {}",
+            serde_json::to_string(&names).expect("strings serialize")
+        )
     }
 }
 
@@ -268,7 +271,11 @@ impl<R: BufRead, W: Write> Client<R, W> {
     /// The standby's walmgr directories that are missing; `create` creates them first and
     /// returns the ones it created.
     pub fn dirs(&mut self, create: bool) -> Result<Vec<PathBuf>> {
-        let request = if create { "DIRS create\n" } else { "DIRS check\n" };
+        let request = if create {
+            "DIRS create\n"
+        } else {
+            "DIRS check\n"
+        };
         self.send(|w| w.write_all(request.as_bytes()))?;
         match self.reply("DIRS")? {
             Ok(json) => match serde_json::from_str::<Vec<String>>(&json) {
@@ -432,15 +439,17 @@ mod tests {
     #[test]
     fn directories_come_from_the_standby_and_are_reported_before_and_after() {
         let dir = tempfile::tempdir().unwrap();
-        let ((before, created, after), _) =
-            session(receiver(dir.path()), Encoding::Plain, |c| {
-                (
-                    c.dirs(false).unwrap(),
-                    c.dirs(true).unwrap(),
-                    c.dirs(false).unwrap(),
-                )
-            });
-        let expected = vec![dir.path().join("logs.complete"), dir.path().join("logs.partial")];
+        let ((before, created, after), _) = session(receiver(dir.path()), Encoding::Plain, |c| {
+            (
+                c.dirs(false).unwrap(),
+                c.dirs(true).unwrap(),
+                c.dirs(false).unwrap(),
+            )
+        });
+        let expected = vec![
+            dir.path().join("logs.complete"),
+            dir.path().join("logs.partial"),
+        ];
         assert_eq!(before, expected);
         assert_eq!(created, expected);
         assert!(after.is_empty());
@@ -465,7 +474,10 @@ mod tests {
             .serve(BufReader::new(Cursor::new(input)), &mut replies)
             .unwrap();
         let reply = String::from_utf8(replies).unwrap();
-        assert!(reply.contains("ERR") && reply.contains("not a WAL file name"), "{reply}");
+        assert!(
+            reply.contains("ERR") && reply.contains("not a WAL file name"),
+            "{reply}"
+        );
         assert_eq!(std::fs::read_dir(receiver.store.dir()).unwrap().count(), 0);
     }
 

@@ -3,6 +3,7 @@
 
 pub mod backup;
 pub mod cleanup;
+pub mod init;
 pub mod master;
 pub mod slave_side;
 pub mod standby;

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::{Format, RawEntry, RawValue};
-use crate::system;
 use crate::error::{Error, Origin, Result};
+use crate::system;
 
 pub(super) struct Resolver<'a> {
     entries: &'a BTreeMap<String, RawEntry>,

@@ -37,14 +37,13 @@ impl SshTarget {
         if host.is_empty() || host.contains(|c: char| c.is_whitespace() || c == '/') {
             return Err(format!("{text:?} does not name a host"));
         }
-        let port = match port {
-            None => 22,
-            Some(p) => p
-                .parse::<u16>()
-                .ok()
-                .filter(|p| *p > 0)
-                .ok_or_else(|| format!("{text:?}: port {p:?} is not a number from 1 to 65535"))?,
-        };
+        let port =
+            match port {
+                None => 22,
+                Some(p) => p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
+                    format!("{text:?}: port {p:?} is not a number from 1 to 65535")
+                })?,
+            };
         Ok(SshTarget {
             user,
             host: host.to_owned(),
@@ -102,7 +101,10 @@ mod tests {
             SshTarget::parse("pg@[::1]:2222").unwrap(),
             t(Some("pg"), "::1", 2222)
         );
-        assert_eq!(SshTarget::parse("[fe80::1]").unwrap(), t(None, "fe80::1", 22));
+        assert_eq!(
+            SshTarget::parse("[fe80::1]").unwrap(),
+            t(None, "fe80::1", 22)
+        );
     }
 
     #[test]
@@ -123,6 +125,9 @@ mod tests {
     #[test]
     fn known_hosts_names_follow_openssh() {
         assert_eq!(t(None, "db2", 22).known_hosts_name(), "db2");
-        assert_eq!(t(None, "127.0.0.1", 2222).known_hosts_name(), "[127.0.0.1]:2222");
+        assert_eq!(
+            t(None, "127.0.0.1", 2222).known_hosts_name(),
+            "[127.0.0.1]:2222"
+        );
     }
 }

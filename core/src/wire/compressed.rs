@@ -34,7 +34,12 @@ impl Packer {
         })
     }
 
-    pub fn send(&mut self, data: &mut impl Read, len: u64, out: &mut impl Write) -> io::Result<u64> {
+    pub fn send(
+        &mut self,
+        data: &mut impl Read,
+        len: u64,
+        out: &mut impl Write,
+    ) -> io::Result<u64> {
         let mut sent = 0u64;
         while sent < len {
             let want = (len - sent).min(CHUNK as u64) as usize;
@@ -100,14 +105,15 @@ impl<'a, R: Read> Unpacker<'a, R> {
     pub fn drain(&mut self) -> io::Result<()> {
         while self.remaining > 0 {
             let (_, packed) = self.header()?;
-            io::copy(&mut (&mut *self.input).take(packed as u64), &mut io::sink())
-                .and_then(|n| {
+            io::copy(&mut (&mut *self.input).take(packed as u64), &mut io::sink()).and_then(
+                |n| {
                     if n == packed as u64 {
                         Ok(())
                     } else {
                         Err(io::ErrorKind::UnexpectedEof.into())
                     }
-                })?;
+                },
+            )?;
         }
         Ok(())
     }
@@ -128,7 +134,10 @@ impl<R: Read> Read for Unpacker<'_, R> {
             if self.chunk.len() != raw {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
-                    format!("a chunk announced {raw} bytes and held {}", self.chunk.len()),
+                    format!(
+                        "a chunk announced {raw} bytes and held {}",
+                        self.chunk.len()
+                    ),
                 ));
             }
             self.pos = 0;
@@ -210,6 +219,9 @@ mod tests {
             .unwrap()
             .read_to_end(&mut out)
             .unwrap_err();
-        assert!(err.to_string().contains("bad compressed chunk header"), "{err}");
+        assert!(
+            err.to_string().contains("bad compressed chunk header"),
+            "{err}"
+        );
     }
 }
