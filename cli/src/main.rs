@@ -41,7 +41,7 @@ fn run(cli: Cli, log: &mut log::Log) -> Result<()> {
         );
         return Ok(());
     }
-    if cli.config.is_none()
+    if cli.command.is_none()
         && (cli.init_master
             || cli.init_slave
             || cli.ssh_keygen
@@ -127,6 +127,7 @@ fn init_options(cli: &Cli) -> commands::init::Options {
         ssh_add_key: cli.ssh_add_key.clone(),
         ssh_remove_key: cli.ssh_remove_key.clone(),
         primary_conninfo: cli.primary_conninfo.clone(),
+        config: cli.config.clone(),
     }
 }
 

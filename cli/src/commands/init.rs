@@ -30,6 +30,9 @@ pub struct Options {
     pub ssh_add_key: Option<PathBuf>,
     pub ssh_remove_key: Option<String>,
     pub primary_conninfo: Option<String>,
+    /// `walmgr CONFIG --ssh-add-key=F`: the slave config the key's forced command uses
+    /// (default: the one --init-slave writes into --config-dir).
+    pub config: Option<PathBuf>,
 }
 
 pub fn run(opts: &Options, changes: &mut Changes, log: &Log) -> Result<()> {
@@ -68,7 +71,13 @@ pub fn run(opts: &Options, changes: &mut Changes, log: &Log) -> Result<()> {
         write_config(&config_dir.join(SLAVE_FILE), &text, &home, changes, log)?;
     }
     if let Some(pubkey) = &opts.ssh_add_key {
-        add_key(pubkey, &config_dir.join(SLAVE_FILE), &home, changes, log)?;
+        let slave_config = match &opts.config {
+            Some(path) => path
+                .canonicalize()
+                .map_err(|e| Error::io("find", path, e))?,
+            None => config_dir.join(SLAVE_FILE),
+        };
+        add_key(pubkey, &slave_config, &home, changes, log)?;
     }
     if let Some(which) = &opts.ssh_remove_key {
         remove_key(which, &home, changes, log)?;
@@ -206,6 +215,16 @@ fn add_key(
              run with --init-slave, or point --config-dir at it",
             slave_config.display()
         )));
+    }
+    if slave_config.is_file() {
+        let config = walmgr_core::config::Config::load(slave_config, &[])?;
+        if config.role != walmgr_core::config::Role::Slave {
+            return Err(CliError::failed(format!(
+                "{} is a master config (it has master_data); the key's forced command needs \
+                 the standby's slave config",
+                slave_config.display()
+            )));
+        }
     }
     let exe = std::env::current_exe().map_err(|e| Error::io("find", "the walmgr executable", e))?;
     let command = format!(
