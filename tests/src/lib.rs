@@ -12,6 +12,8 @@
 //!
 //! Every server runs as the OS user `postgres`, in a private directory under `/tmp`, on its own
 //! port with a Unix socket only, and is torn down on drop (also when the test panics).
+//! [`Sshd`] is a real OpenSSH server on 127.0.0.1 for the ssh transport, with the same
+//! lifecycle.
 
 mod cluster;
 mod dirs;
@@ -25,5 +27,7 @@ pub use pg::Pg;
 pub use process::{
     free_port, pid_alive, run_as_postgres, run_as_postgres_ok, run_command, CMD_TIMEOUT,
 };
+pub use sshd::Sshd;
 pub use walmgr::Walmgr;
 pub mod shipping;
+pub mod sshd;

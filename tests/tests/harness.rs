@@ -1,11 +1,15 @@
 //! Smoke tests of the test harness itself: clusters of every installed major come up, take
-//! writes and pgbench load, and are torn down even when a test panics.
+//! writes and pgbench load, and are torn down even when a test panics; the sshd fixture lets
+//! postgres in by key, refuses a changed host key, and drops sessions on demand.
 
-use std::path::PathBuf;
+use std::io::ErrorKind;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Output;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use walmgr_tests::{pid_alive, Cluster, Pg, TestDir};
+use walmgr_tests::{pid_alive, run_as_postgres, Cluster, Pg, Sshd, TestDir};
 
 fn smoke(pg: &Pg) {
     let dir = TestDir::new(&format!("smoke-pg{}", pg.major));
@@ -143,4 +147,272 @@ fn wait_until_panics_with_what_it_waited_for() {
     .expect_err("wait_until should panic on timeout");
     let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(msg.contains("the impossible"), "panic message: {msg}");
+}
+
+/// `ssh postgres@127.0.0.1 <command>` run as postgres with `key`, trusting only the host keys
+/// in `known_hosts`, with no config file or agent (nothing from postgres's real ~/.ssh).
+fn ssh(port: u16, key: &Path, known_hosts: &Path, command: &str) -> Output {
+    let port = port.to_string();
+    let known_hosts = format!("UserKnownHostsFile={}", known_hosts.display());
+    let key = key.to_str().expect("UTF-8 key path");
+    let args = [
+        "-F",
+        "/dev/null",
+        "-i",
+        key,
+        "-p",
+        &port,
+        "-o",
+        &known_hosts,
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "IdentitiesOnly=yes",
+        "postgres@127.0.0.1",
+        command,
+    ];
+    run_as_postgres(Path::new("/usr/bin/ssh"), &args, &[])
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs `ssh` and returns its stdout; panics, with both streams and the sshd log, unless it
+/// succeeds.
+fn ssh_ok(sshd: &Sshd, key: &Path, known_hosts: &Path, command: &str) -> String {
+    let out = ssh(sshd.port(), key, known_hosts, command);
+    if !out.status.success() {
+        sshd.fail(&format!(
+            "ssh `{command}` failed with {}\nstdout: {}\nstderr: {}",
+            out.status,
+            text(&out.stdout),
+            text(&out.stderr)
+        ));
+    }
+    text(&out.stdout)
+}
+
+/// A test dir with a running sshd that knows one client key, and a known_hosts file that
+/// knows the sshd: (dir, sshd, private key, known_hosts).
+fn sshd_with_client(label: &str) -> (TestDir, Sshd, PathBuf, PathBuf) {
+    let dir = TestDir::new(label);
+    let sshd = Sshd::start(&dir, "standby");
+    let (key, public) = Sshd::client_key(&dir, "id_master");
+    sshd.authorize(&public);
+    let known_hosts = dir.write("known_hosts", format!("{}\n", sshd.known_hosts_line()));
+    (dir, sshd, key, known_hosts)
+}
+
+#[test]
+fn sshd_lets_postgres_in_by_key_and_survives_an_outage() {
+    let (dir, sshd, key, known_hosts) = sshd_with_client("sshd");
+    assert!(sshd.authorized_keys().starts_with(sshd.home()));
+    assert!(sshd.home().starts_with(&dir.path));
+    assert!(sshd.session_pids().is_empty(), "{:?}", sshd.session_pids());
+
+    assert_eq!(
+        ssh_ok(&sshd, &key, &known_hosts, "echo hi; id -un"),
+        "hi\npostgres\n"
+    );
+    assert!(
+        sshd.log().contains("Accepted publickey for postgres"),
+        "{}",
+        sshd.log()
+    );
+
+    let (stranger, _) = Sshd::client_key(&dir, "id_stranger");
+    let refused = ssh(sshd.port(), &stranger, &known_hosts, "echo hi");
+    assert_eq!(refused.status.code(), Some(255));
+    assert!(
+        text(&refused.stderr).contains("Permission denied (publickey)"),
+        "a key not in authorized_keys: {}",
+        text(&refused.stderr)
+    );
+
+    let port = sshd.port();
+    let listener = sshd.pid().expect("listener pid of a running sshd");
+    sshd.stop();
+    assert!(!pid_alive(listener), "listener {listener} survived stop()");
+    assert!(sshd.pid().is_none());
+    assert_eq!(
+        TcpStream::connect(("127.0.0.1", port))
+            .map_err(|e| e.kind())
+            .err(),
+        Some(ErrorKind::ConnectionRefused)
+    );
+    let down = ssh(port, &key, &known_hosts, "echo hi");
+    assert_eq!(down.status.code(), Some(255));
+    assert!(
+        text(&down.stderr).contains("Connection refused"),
+        "{}",
+        text(&down.stderr)
+    );
+
+    sshd.start_again();
+    assert_eq!(sshd.port(), port);
+    assert_eq!(ssh_ok(&sshd, &key, &known_hosts, "echo hi"), "hi\n");
+}
+
+#[test]
+fn ssh_refuses_sshd_after_a_host_key_change() {
+    let (dir, sshd, key, known_hosts) = sshd_with_client("sshd-hostkey");
+    let old_key = sshd.host_key_pub();
+    assert!(
+        sshd.known_hosts_line()
+            .starts_with(&format!("[127.0.0.1]:{} ssh-ed25519 AAAA", sshd.port())),
+        "{}",
+        sshd.known_hosts_line()
+    );
+    assert_eq!(ssh_ok(&sshd, &key, &known_hosts, "echo hi"), "hi\n");
+
+    sshd.new_host_key();
+    assert_ne!(sshd.host_key_pub(), old_key);
+    let out = ssh(sshd.port(), &key, &known_hosts, "echo hi");
+    assert_eq!(out.status.code(), Some(255));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("REMOTE HOST IDENTIFICATION HAS CHANGED"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Host key verification failed"), "{stderr}");
+    assert!(out.stdout.is_empty());
+
+    let known_hosts = dir.write("known_hosts", format!("{}\n", sshd.known_hosts_line()));
+    assert_eq!(ssh_ok(&sshd, &key, &known_hosts, "echo hi"), "hi\n");
+}
+
+/// `sleep <secs>` run over ssh from another thread.
+struct RemoteSleep {
+    /// The ssh client's output, sent when it exits.
+    client: mpsc::Receiver<Output>,
+    /// The remote sleep.
+    sleep: i32,
+    /// Its parent, the session's `sshd: postgres@notty`.
+    session_child: i32,
+}
+
+impl RemoteSleep {
+    /// Starts it and waits until the remote sleep runs.
+    fn start(sshd: &Sshd, dir: &TestDir, key: &Path, known_hosts: &Path, secs: u32) -> Self {
+        let marker = dir.join(format!("sleep-{}.pids", sshd.port()));
+        let _ = std::fs::remove_file(&marker);
+        // The shell writes its pid and its parent's, then becomes the sleep.
+        let command = format!("echo $$ $PPID > {}; exec sleep {secs}", marker.display());
+        let (tx, client) = mpsc::channel();
+        let (port, key, known_hosts) = (sshd.port(), key.to_path_buf(), known_hosts.to_path_buf());
+        std::thread::spawn(move || {
+            let _ = tx.send(ssh(port, &key, &known_hosts, &command));
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = std::fs::read_to_string(&marker).unwrap_or_default();
+            let pids: Vec<i32> = text
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect();
+            if let [sleep, session_child] = pids[..] {
+                return RemoteSleep {
+                    client,
+                    sleep,
+                    session_child,
+                };
+            }
+            if Instant::now() >= deadline {
+                sshd.fail("the remote sleep did not start within 20 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The ssh client's output; panics if it is still running after 20 s.
+    fn client_output(&self, sshd: &Sshd) -> Output {
+        self.client
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| sshd.fail("ssh client still running after 20 s"))
+    }
+
+    /// Asserts that the ssh client exited because its connection dropped (well before its
+    /// `sleep 60` could end), and that the remote processes are gone, zombies included.
+    fn assert_dropped(&self, sshd: &Sshd) {
+        let out = self.client_output(sshd);
+        assert_eq!(out.status.code(), Some(255), "{}", text(&out.stderr));
+        assert!(gone(self.sleep), "remote sleep {} survived", self.sleep);
+        assert!(gone(self.session_child), "{} survived", self.session_child);
+    }
+}
+
+/// True once `pid` has left the process table (a zombie counts as present).
+fn gone(pid: i32) -> bool {
+    !Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[test]
+fn sshd_drops_established_sessions_on_kill_sessions_and_stop() {
+    let (dir, sshd, key, known_hosts) = sshd_with_client("sshd-sessions");
+    let listener = sshd.pid().expect("listener pid of a running sshd");
+
+    let remote = RemoteSleep::start(&sshd, &dir, &key, &known_hosts, 60);
+    let sessions = sshd.session_pids();
+    assert_eq!(sessions.len(), 1, "one connection, one sshd: {sessions:?}");
+    sshd.kill_sessions();
+    remote.assert_dropped(&sshd);
+    assert!(sessions.iter().all(|&p| gone(p)), "{sessions:?}");
+    assert!(sshd.session_pids().is_empty(), "{:?}", sshd.session_pids());
+    // The listener stayed: same process, new logins work.
+    assert_eq!(sshd.pid(), Some(listener));
+    assert_eq!(ssh_ok(&sshd, &key, &known_hosts, "echo hi"), "hi\n");
+
+    let remote = RemoteSleep::start(&sshd, &dir, &key, &known_hosts, 60);
+    let sessions = sshd.session_pids();
+    sshd.stop();
+    remote.assert_dropped(&sshd);
+    assert!(sessions.iter().all(|&p| gone(p)), "{sessions:?}");
+    assert!(gone(listener));
+}
+
+#[test]
+fn a_session_that_ends_leaves_no_zombie_behind() {
+    let (dir, sshd, key, known_hosts) = sshd_with_client("sshd-zombie");
+    let remote = RemoteSleep::start(&sshd, &dir, &key, &known_hosts, 1);
+    let out = remote.client_output(&sshd);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // sshd's monitor exits without reaping this child; its zombie comes to the test process.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !gone(remote.session_child) {
+        assert!(
+            Instant::now() < deadline,
+            "session process {} not reaped",
+            remote.session_child
+        );
+        sshd.session_pids(); // reaps
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_panicking_test_still_tears_its_sshd_down() {
+    let (tx, rx) = mpsc::channel::<(i32, u16)>();
+    let result = std::thread::spawn(move || {
+        let dir = TestDir::new("sshd-panics");
+        let sshd = Sshd::start(&dir, "doomed");
+        let pid = sshd.pid().expect("listener pid of a running sshd");
+        tx.send((pid, sshd.port()))
+            .expect("send pid to the test thread");
+        panic!("deliberate panic with sshd {pid} running");
+    })
+    .join();
+    assert!(result.is_err(), "the thread was supposed to panic");
+    let (pid, port) = rx.recv().expect("the thread sent the pid before panicking");
+    assert!(!pid_alive(pid), "sshd {pid} still alive after the panic");
+    assert_eq!(
+        TcpStream::connect(("127.0.0.1", port))
+            .map_err(|e| e.kind())
+            .err(),
+        Some(ErrorKind::ConnectionRefused)
+    );
 }
