@@ -100,9 +100,16 @@ pub(crate) fn postgres_command<S: AsRef<OsStr>>(
     env: &[(&str, &str)],
 ) -> Command {
     let mut c = Command::new("runuser");
-    c.args(["-u", "postgres", "--"]).arg(cmd).args(args);
+    c.args(["-u", "postgres", "--"]);
+    // runuser resets HOME, SHELL, USER and LOGNAME to postgres's own: `env` sets ours after
+    // it, so a test's HOME keeps walmgr away from the real ~postgres.
+    if !env.is_empty() {
+        c.arg("/usr/bin/env");
+        c.args(env.iter().map(|(k, v)| format!("{k}={v}")));
+    }
+    c.arg(cmd).args(args);
     clean_env(&mut c);
-    c.envs(env.iter().copied()).current_dir("/tmp");
+    c.current_dir("/tmp");
     c
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use walmgr_core::wal_name::{SegmentName, WalFileName};
 
-use crate::{chown_to_postgres, Cluster, Pg, TestDir, Walmgr};
+use crate::{chown_to_postgres, run_as_postgres_ok, Cluster, Pg, Sshd, TestDir, Walmgr};
 
 pub const WAIT: Duration = Duration::from_secs(120);
 
@@ -20,6 +20,8 @@ pub struct Shipping {
     pub master_config: PathBuf,
     pub slave_config: PathBuf,
     pub completed_wals: PathBuf,
+    /// The standby's sshd, when the master ships over SSH ([`Shipping::over_ssh`]).
+    pub sshd: Option<Sshd>,
     pub dir: TestDir,
 }
 
@@ -81,8 +83,56 @@ impl Shipping {
             master_config,
             slave_config,
             completed_wals: walmgr_data.join("logs.complete"),
+            sshd: None,
             dir,
         }
+    }
+
+    /// The same scenario with the standby's directories behind SSH: a private sshd on
+    /// 127.0.0.1 stands for the standby host, the master's key is installed there with
+    /// `walmgr SLAVE_CONFIG --ssh-add-key`, and master.toml names the standby as
+    /// `postgres@127.0.0.1:PORT`. `extra` is appended to master.toml. Not yet set up.
+    pub fn over_ssh(pg: &Pg, label: &str, initdb_args: &[&str], extra: &str) -> Shipping {
+        let mut s = Shipping::new(pg, label, initdb_args);
+        let sshd = Sshd::start(&s.dir, "standby");
+        let (key, public) = Sshd::client_key(&s.dir, "master_key");
+        let known_hosts = s
+            .dir
+            .write("known_hosts", format!("{}\n", sshd.known_hosts_line()));
+        let home = sshd.home().to_str().expect("utf-8 path").to_owned();
+        run_as_postgres_ok(
+            &s.walmgr.bin,
+            &[
+                path(&s.slave_config),
+                &format!("--ssh-add-key={}", public.display()),
+            ],
+            &[("HOME", &home)],
+        );
+        let text = fs::read_to_string(&s.master_config).expect("read master.toml");
+        let text = text.replace(
+            "slave = \"\"\n",
+            &format!(
+                "slave = \"postgres@127.0.0.1:{port}\"\n\
+                 slave_config = \"{slave_config}\"\n\
+                 slave_walmgr = \"{walmgr}\"\n\
+                 ssh_identity = \"{key}\"\n\
+                 ssh_known_hosts = \"{known_hosts}\"\n\
+                 {extra}\n",
+                port = sshd.port(),
+                slave_config = s.slave_config.display(),
+                walmgr = s.walmgr.bin.display(),
+                key = key.display(),
+                known_hosts = known_hosts.display(),
+            ),
+        );
+        fs::write(&s.master_config, text).expect("write master.toml");
+        s.sshd = Some(sshd);
+        s
+    }
+
+    /// The standby's sshd; panics unless this is an [`Shipping::over_ssh`] scenario.
+    pub fn sshd(&self) -> &Sshd {
+        self.sshd.as_ref().expect("an over_ssh scenario")
     }
 
     /// Appends lines to master.toml (its only table is [walmgr]).

@@ -318,6 +318,50 @@ impl Sshd {
         (private, public)
     }
 
+    /// Runs OpenSSH's `ssh` as postgres against the server on `port` with `key`, trusting only
+    /// the hosts in `known_hosts`, never asking, and reading no ssh config or real
+    /// ~/.ssh: `command` runs (or is refused) on the other side.
+    pub fn ssh(port: u16, key: &Path, known_hosts: &Path, command: &str) -> std::process::Output {
+        let port = port.to_string();
+        let known_hosts = format!("UserKnownHostsFile={}", known_hosts.display());
+        let key = key.to_str().expect("UTF-8 key path");
+        let args = [
+            "-F",
+            "/dev/null",
+            "-i",
+            key,
+            "-p",
+            &port,
+            "-o",
+            &known_hosts,
+            "-o",
+            "GlobalKnownHostsFile=/dev/null",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "IdentitiesOnly=yes",
+            "postgres@127.0.0.1",
+            command,
+        ];
+        crate::run_as_postgres(Path::new("/usr/bin/ssh"), &args, &[])
+    }
+
+    /// The SHA256 fingerprint of this server's host key, as `ssh-keygen -l` prints it.
+    pub fn fingerprint(&self) -> String {
+        let out = Command::new("ssh-keygen")
+            .arg("-lf")
+            .arg(pub_file(&self.host_key))
+            .output()
+            .expect("run ssh-keygen -lf");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.split_whitespace()
+            .nth(1)
+            .unwrap_or_else(|| panic!("ssh-keygen -lf printed {text:?}"))
+            .to_owned()
+    }
+
     /// Panics with `msg`, naming this server, followed by its log.
     pub fn fail(&self, msg: &str) -> ! {
         panic!("{}", self.report(msg))

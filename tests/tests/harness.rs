@@ -9,7 +9,7 @@ use std::process::Output;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use walmgr_tests::{pid_alive, run_as_postgres, Cluster, Pg, Sshd, TestDir};
+use walmgr_tests::{pid_alive, Cluster, Pg, Sshd, TestDir};
 
 fn smoke(pg: &Pg) {
     let dir = TestDir::new(&format!("smoke-pg{}", pg.major));
@@ -151,33 +151,6 @@ fn wait_until_panics_with_what_it_waited_for() {
 
 /// `ssh postgres@127.0.0.1 <command>` run as postgres with `key`, trusting only the host keys
 /// in `known_hosts`, with no config file or agent (nothing from postgres's real ~/.ssh).
-fn ssh(port: u16, key: &Path, known_hosts: &Path, command: &str) -> Output {
-    let port = port.to_string();
-    let known_hosts = format!("UserKnownHostsFile={}", known_hosts.display());
-    let key = key.to_str().expect("UTF-8 key path");
-    let args = [
-        "-F",
-        "/dev/null",
-        "-i",
-        key,
-        "-p",
-        &port,
-        "-o",
-        &known_hosts,
-        "-o",
-        "GlobalKnownHostsFile=/dev/null",
-        "-o",
-        "StrictHostKeyChecking=yes",
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "IdentitiesOnly=yes",
-        "postgres@127.0.0.1",
-        command,
-    ];
-    run_as_postgres(Path::new("/usr/bin/ssh"), &args, &[])
-}
-
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -185,7 +158,7 @@ fn text(bytes: &[u8]) -> String {
 /// Runs `ssh` and returns its stdout; panics, with both streams and the sshd log, unless it
 /// succeeds.
 fn ssh_ok(sshd: &Sshd, key: &Path, known_hosts: &Path, command: &str) -> String {
-    let out = ssh(sshd.port(), key, known_hosts, command);
+    let out = Sshd::ssh(sshd.port(), key, known_hosts, command);
     if !out.status.success() {
         sshd.fail(&format!(
             "ssh `{command}` failed with {}\nstdout: {}\nstderr: {}",
@@ -226,7 +199,7 @@ fn sshd_lets_postgres_in_by_key_and_survives_an_outage() {
     );
 
     let (stranger, _) = Sshd::client_key(&dir, "id_stranger");
-    let refused = ssh(sshd.port(), &stranger, &known_hosts, "echo hi");
+    let refused = Sshd::ssh(sshd.port(), &stranger, &known_hosts, "echo hi");
     assert_eq!(refused.status.code(), Some(255));
     assert!(
         text(&refused.stderr).contains("Permission denied (publickey)"),
@@ -245,7 +218,7 @@ fn sshd_lets_postgres_in_by_key_and_survives_an_outage() {
             .err(),
         Some(ErrorKind::ConnectionRefused)
     );
-    let down = ssh(port, &key, &known_hosts, "echo hi");
+    let down = Sshd::ssh(port, &key, &known_hosts, "echo hi");
     assert_eq!(down.status.code(), Some(255));
     assert!(
         text(&down.stderr).contains("Connection refused"),
@@ -272,7 +245,7 @@ fn ssh_refuses_sshd_after_a_host_key_change() {
 
     sshd.new_host_key();
     assert_ne!(sshd.host_key_pub(), old_key);
-    let out = ssh(sshd.port(), &key, &known_hosts, "echo hi");
+    let out = Sshd::ssh(sshd.port(), &key, &known_hosts, "echo hi");
     assert_eq!(out.status.code(), Some(255));
     let stderr = text(&out.stderr);
     assert!(
@@ -306,7 +279,7 @@ impl RemoteSleep {
         let (tx, client) = mpsc::channel();
         let (port, key, known_hosts) = (sshd.port(), key.to_path_buf(), known_hosts.to_path_buf());
         std::thread::spawn(move || {
-            let _ = tx.send(ssh(port, &key, &known_hosts, &command));
+            let _ = tx.send(Sshd::ssh(port, &key, &known_hosts, &command));
         });
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
