@@ -8,7 +8,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PG_ROOT=${WALMGR_PG_ROOT:-/opt/walmgr-pg}
 PGRX_VERSION=0.18.1
 APT_PACKAGES="postgresql-15 postgresql-server-dev-15 libclang-dev clang pkg-config sudo
-openssh-server rsync pgbackrest unzip time"
+libssl-dev zlib1g-dev openssh-server openssh-client rsync pgbackrest unzip time"
 
 say() { printf '==> %s\n' "$*" >&2; }
 
@@ -79,6 +79,15 @@ install_postgres_majors() {
             break
         fi
     done
+}
+
+# sshd without PAM refuses key logins to an account whose password is locked ('!' in
+# /etc/shadow, Debian's default for postgres); '*' still allows no password at all.
+allow_key_login_for_postgres() {
+    if getent shadow postgres | cut -d: -f2 | grep -q '^!'; then
+        usermod -p '*' postgres
+    fi
+    mkdir -p /run/sshd
 }
 
 prepare_machine() {

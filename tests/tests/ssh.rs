@@ -73,6 +73,12 @@ fn archive_and_replay_over_ssh() {
     });
     s.assert_archive_complete_up_to(&last);
 
+    // The standby's directories are another host's: the master does not pretend otherwise.
+    let backup = s.walmgr.run(&[path(&s.master_config), "backup"]);
+    let err = text(&backup.stderr);
+    assert_eq!(backup.status.code(), Some(1), "{err}");
+    assert!(err.contains("Run it on the standby"), "{err}");
+
     let transport: String = s.master.query_one("SELECT transport FROM walmgr.status");
     assert!(
         transport.starts_with("ssh:postgres@127.0.0.1:"),

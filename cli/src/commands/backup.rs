@@ -44,7 +44,7 @@ pub fn run(ctx: &mut Context) -> Result<()> {
             (data, client, "standby")
         }
     };
-    let slave = slave_side::slave_view(ctx)?;
+    let slave = slave_side::slave_view(ctx, "backup")?;
     let _lock = take_lock(ctx, &format!("backup from the {from}"))?;
 
     let full_backup = slave.full_backup.clone();

@@ -14,7 +14,18 @@ use crate::error::Result;
 
 /// The config that describes the standby's side: a master config names it in
 /// `slave_config`; without one, its own keys are used.
-pub fn slave_view(ctx: &Context) -> Result<Config> {
+///
+/// With `slave` set, the standby's directories are on another host, which only archiving
+/// reaches (over SSH): the commands that read or write them directly refuse, by name,
+/// rather than act on paths of this host.
+pub fn slave_view(ctx: &Context, command: &str) -> Result<Config> {
+    if let (Role::Master, Some(slave)) = (&ctx.config.role, &ctx.config.slave) {
+        return Err(crate::error::CliError::failed(format!(
+            "`{command}` works on the standby's directories, which are on {slave}; this walmgr \
+             reaches them over SSH only to archive. Run it on the standby with its slave config \
+             (there, `backup` copies the replaying standby)"
+        )));
+    }
     match (&ctx.config.role, &ctx.config.slave_config) {
         (Role::Master, Some(path)) if path.exists() => Ok(Config::load(path, &[])?),
         _ => Ok(ctx.config.clone()),
@@ -63,6 +74,7 @@ pub fn take_lock(ctx: &mut Context, what: &str) -> Result<Option<LockGuard>> {
 }
 
 pub fn xlock(ctx: &mut Context) -> Result<()> {
+    slave_view(ctx, "xlock")?;
     if let Some(mut guard) = take_lock(ctx, "xlock")? {
         // xlock's lock outlives this process by design: xrelease removes it.
         guard.armed = false;
@@ -71,6 +83,7 @@ pub fn xlock(ctx: &mut Context) -> Result<()> {
 }
 
 pub fn xrelease(ctx: &mut Context) -> Result<()> {
+    slave_view(ctx, "xrelease")?;
     let dir = ctx.config.completed_wals.clone();
     let holder = ctx.changes.apply(
         format!("remove backup lock {}", dir.join(lock::LOCK_FILE).display()),
@@ -84,7 +97,7 @@ pub fn xrelease(ctx: &mut Context) -> Result<()> {
 }
 
 pub fn xrotate(ctx: &mut Context) -> Result<()> {
-    let slave = slave_view(ctx)?;
+    let slave = slave_view(ctx, "xrotate")?;
     backup_catalog::rotate(
         &slave.full_backup,
         slave.keep_backups,
@@ -95,7 +108,7 @@ pub fn xrotate(ctx: &mut Context) -> Result<()> {
 }
 
 pub fn xpurgewals(ctx: &mut Context, last: Option<&str>) -> Result<()> {
-    let slave = slave_view(ctx)?;
+    let slave = slave_view(ctx, "xpurgewals")?;
     if let Some(last) = last {
         record_restartpoint(ctx, &slave.completed_wals, last)?;
     }
@@ -165,7 +178,7 @@ pub fn purge(ctx: &mut Context, slave: &Config) -> Result<()> {
 }
 
 pub fn listbackups(ctx: &mut Context) -> Result<()> {
-    let slave = slave_view(ctx)?;
+    let slave = slave_view(ctx, "listbackups")?;
     let sets = backup_catalog::list(&slave.full_backup)?;
     if sets.is_empty() {
         println!("no backups in {}", slave.full_backup.display());
