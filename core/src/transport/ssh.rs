@@ -9,7 +9,7 @@ use std::fs;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ssh2::{CheckResult, HashType, HostKeyType, KnownHostFileKind, MethodType, Session};
 
@@ -28,6 +28,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 const IO_TIMEOUT_MS: u32 = 120_000;
 /// How long a dying session may take to tell us why it died.
 const POSTMORTEM_TIMEOUT_MS: u32 = 2_000;
+/// A session idle this long is probed before it carries a file: a firewall or NAT may have
+/// dropped it silently, and a file sent into a dead connection waits IO_TIMEOUT for nothing.
+const IDLE_PROBE_AFTER: Duration = Duration::from_secs(60);
+const PROBE_TIMEOUT_MS: u32 = 10_000;
 /// libssh2 moves data fastest with AES-CTR here (see bench/); all are OpenSSH defaults.
 const CIPHERS: &str = "aes128-ctr,aes256-ctr,aes128-gcm@openssh.com,aes256-gcm@openssh.com,\
                        chacha20-poly1305@openssh.com";
@@ -55,6 +59,7 @@ struct Connection {
     channel: ssh2::Channel,
     client: Client<Replies, Requests>,
     cipher: String,
+    last_used: Instant,
 }
 
 impl Ssh {
@@ -112,10 +117,23 @@ impl Ssh {
     }
 
     fn connected(&mut self) -> Result<&mut Connection> {
+        if let Some(conn) = self.conn.as_mut() {
+            if conn.last_used.elapsed() > IDLE_PROBE_AFTER {
+                // One cheap round trip; a dead session is replaced, not trusted.
+                conn.session.set_timeout(PROBE_TIMEOUT_MS);
+                let alive = conn.client.dirs(false).is_ok();
+                conn.session.set_timeout(IO_TIMEOUT_MS);
+                if !alive {
+                    self.conn = None;
+                }
+            }
+        }
         if self.conn.is_none() {
             self.conn = Some(self.connect()?);
         }
-        Ok(self.conn.as_mut().expect("just connected"))
+        let conn = self.conn.as_mut().expect("just connected");
+        conn.last_used = Instant::now();
+        Ok(conn)
     }
 
     fn connect(&self) -> Result<Connection> {
@@ -155,6 +173,7 @@ impl Ssh {
             channel,
             client,
             cipher,
+            last_used: Instant::now(),
         })
     }
 
