@@ -130,6 +130,19 @@ impl Shipping {
         s
     }
 
+    /// Archiving through `archive_command = 'walmgr master.toml xarchive %p %f'` instead of the
+    /// module (completed_wals made by hand, as setup is not run); restarts the master.
+    pub fn archive_with_xarchive(&self) {
+        fs::create_dir_all(&self.completed_wals).expect("create completed_wals");
+        chown_to_postgres(&self.completed_wals);
+        self.master.set(&format!(
+            "archive_mode = on\narchive_command = '{} {} xarchive %p %f'",
+            self.walmgr.bin.display(),
+            self.master_config.display()
+        ));
+        self.master.restart();
+    }
+
     /// The standby's sshd; panics unless this is an [`Shipping::over_ssh`] scenario.
     pub fn sshd(&self) -> &Sshd {
         self.sshd.as_ref().expect("an over_ssh scenario")
@@ -287,6 +300,18 @@ impl Shipping {
             "no archived segment left in the master's pg_wal to compare"
         );
     }
+}
+
+/// (rows, sum of balances) of pgbench_accounts: equal on master and standby once replayed.
+pub fn pgbench_aggregate(c: &Cluster) -> (i64, i64) {
+    let mut client = c.connect();
+    let row = client
+        .query_one(
+            "SELECT count(*), coalesce(sum(abalance), 0)::bigint FROM pgbench_accounts",
+            &[],
+        )
+        .expect("aggregate");
+    (row.get(0), row.get(1))
 }
 
 pub fn list(dir: &Path) -> Vec<String> {

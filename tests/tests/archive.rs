@@ -5,19 +5,8 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
-use walmgr_tests::shipping::{path, Shipping, WAIT};
-use walmgr_tests::{Cluster, Pg};
-
-fn aggregate(c: &Cluster) -> (i64, i64) {
-    let mut client = c.connect();
-    let row = client
-        .query_one(
-            "SELECT count(*), coalesce(sum(abalance), 0)::bigint FROM pgbench_accounts",
-            &[],
-        )
-        .expect("aggregate");
-    (row.get(0), row.get(1))
-}
+use walmgr_tests::shipping::{path, pgbench_aggregate, Shipping, WAIT};
+use walmgr_tests::Pg;
 
 /// pgbench on a master with the module, every segment archived and identical, a standby
 /// replaying from the archive catches up with more writes.
@@ -31,10 +20,10 @@ fn archive_and_replay(major: u32, initdb_args: &[&str]) {
 
     let standby = s.standby("standby");
     s.master.pgbench(&["-c", "2", "-T", "3", "-n"]);
-    let expected = aggregate(&s.master);
+    let expected = pgbench_aggregate(&s.master);
     let last = s.switch_and_wait();
     standby.wait_until("the standby has replayed the master's writes", WAIT, || {
-        standby.try_connect().is_ok() && aggregate(&standby) == expected
+        standby.try_connect().is_ok() && pgbench_aggregate(&standby) == expected
     });
     s.assert_archive_complete_up_to(&last);
 
@@ -104,14 +93,7 @@ fn same_segment_twice_succeeds_and_different_bytes_are_refused() {
 #[test]
 fn xarchive_from_archive_command_ships_every_segment() {
     let s = Shipping::new(&Pg::major(15), "xarchive", &["--wal-segsize=1"]);
-    fs::create_dir_all(&s.completed_wals).unwrap();
-    walmgr_tests::chown_to_postgres(&s.completed_wals);
-    s.master.set(&format!(
-        "archive_mode = on\narchive_command = '{} {} xarchive %p %f'",
-        s.walmgr.bin.display(),
-        s.master_config.display()
-    ));
-    s.master.restart();
+    s.archive_with_xarchive();
     s.master.pgbench(&["-i", "-s", "2", "-q"]);
     let last = s.master.switch_wal();
     s.wait_archived(&last);

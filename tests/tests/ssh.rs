@@ -6,19 +6,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use walmgr_tests::shipping::{path, Shipping, WAIT};
+use walmgr_tests::shipping::{path, pgbench_aggregate, Shipping, WAIT};
 use walmgr_tests::{chown_to_postgres, run_as_postgres_ok, Cluster, Pg, Sshd};
-
-fn aggregate(c: &Cluster) -> (i64, i64) {
-    let mut client = c.connect();
-    let row = client
-        .query_one(
-            "SELECT count(*), coalesce(sum(abalance), 0)::bigint FROM pgbench_accounts",
-            &[],
-        )
-        .expect("aggregate");
-    (row.get(0), row.get(1))
-}
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -66,10 +55,10 @@ fn archive_and_replay_over_ssh() {
 
     let standby = s.standby("standby");
     s.master.pgbench(&["-c", "2", "-T", "3", "-n"]);
-    let expected = aggregate(&s.master);
+    let expected = pgbench_aggregate(&s.master);
     let last = s.switch_and_wait();
     standby.wait_until("the standby has replayed the master's writes", WAIT, || {
-        standby.try_connect().is_ok() && aggregate(&standby) == expected
+        standby.try_connect().is_ok() && pgbench_aggregate(&standby) == expected
     });
     s.assert_archive_complete_up_to(&last);
 
@@ -108,14 +97,7 @@ fn xarchive_with_compression_ships_identical_bytes() {
         &["--wal-segsize=1"],
         "compression = true",
     );
-    fs::create_dir_all(&s.completed_wals).unwrap();
-    chown_to_postgres(&s.completed_wals);
-    s.master.set(&format!(
-        "archive_mode = on\narchive_command = '{} {} xarchive %p %f'",
-        s.walmgr.bin.display(),
-        s.master_config.display()
-    ));
-    s.master.restart();
+    s.archive_with_xarchive();
     s.master.pgbench(&["-i", "-s", "2", "-q"]);
     let last = s.master.switch_wal();
     s.wait_archived(&last);
@@ -387,11 +369,11 @@ fn init_master_and_init_slave_write_configs_that_work_as_written() {
 
     // Started the way walmgr restore and boot will start it.
     run_as_postgres_ok(Path::new("/bin/sh"), &["-c", &start], &[]);
-    let expected = aggregate(&s.master);
+    let expected = pgbench_aggregate(&s.master);
     s.master.switch_wal();
     standby.wait_until(
         "the standby replays what was archived over SSH",
         WAIT,
-        || standby.try_connect().is_ok() && aggregate(&standby) == expected,
+        || standby.try_connect().is_ok() && pgbench_aggregate(&standby) == expected,
     );
 }
