@@ -209,7 +209,23 @@ fn unknown_and_changed_host_keys_are_refused_with_the_fingerprint() {
     assert!(err.contains("ssh-keyscan"), "says how to trust it: {err}");
     assert!(s.archived().is_empty());
 
-    let ok = xarchive(&s, &first, &[]);
+    // Trusted, here with the host name hashed as Debian's ssh (HashKnownHosts) records it.
+    let hashed = s
+        .dir
+        .write("hashed_known_hosts", s.sshd().known_hosts_line() + "\n");
+    let hash = std::process::Command::new("ssh-keygen")
+        .arg("-H")
+        .arg("-f")
+        .arg(&hashed)
+        .output()
+        .unwrap();
+    assert!(hash.status.success(), "{}", text(&hash.stderr));
+    assert!(fs::read_to_string(&hashed).unwrap().starts_with("|1|"));
+    let ok = xarchive(
+        &s,
+        &first,
+        &["--set", &format!("ssh_known_hosts={}", path(&hashed))],
+    );
     assert!(ok.status.success(), "{}", text(&ok.stderr));
     assert!(s.completed_wals.join(&first).exists());
 
