@@ -449,6 +449,44 @@ fn base64_unpadded(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
 
+    fn master_config(extra: &str) -> Result<Box<dyn Transport>> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.toml");
+        std::fs::write(
+            &path,
+            format!("[walmgr]\nmaster_data = \"/srv/pg\"\nwalmgr_data = \"/srv/wal\"\n{extra}"),
+        )
+        .unwrap();
+        let config = Config::load(&path, &[]).unwrap();
+        super::super::for_master(&config)
+    }
+
+    #[test]
+    fn an_ssh_config_names_what_is_missing_or_malformed() {
+        let err = master_config("slave = \"standby\"\n")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("slave_config") && err.contains("must be set"),
+            "{err}"
+        );
+        let err = master_config("slave = \"standby:ssh\"\nslave_config = \"/c\"\n")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("master.toml:4") && err.contains("port"),
+            "{err}"
+        );
+        let ok = master_config("slave = \"pg@standby:2222\"\nslave_config = \"/etc/w s.toml\"\n")
+            .unwrap();
+        assert_eq!(
+            ok.describe(),
+            "ssh:pg@standby:2222 (walmgr '/etc/w s.toml' xserve)"
+        );
+    }
+
     #[test]
     fn fingerprints_are_printed_as_openssh_does() {
         assert_eq!(base64_unpadded(b""), "");
