@@ -239,7 +239,15 @@ impl<R: BufRead, W: Write> Client<R, W> {
     }
 
     /// Sends `len` bytes of `data` as `name`; Ok once the standby says they are durable.
-    pub fn put(&mut self, name: &WalFileName, mut data: impl Read, len: u64) -> Result<Stored> {
+    pub fn put(&mut self, name: &WalFileName, data: impl Read, len: u64) -> Result<Stored> {
+        self.send_put(name, data, len)?;
+        self.receive_put(name)
+    }
+
+    /// Sends a PUT without waiting for its reply: the standby works on it (writes, fsyncs)
+    /// while the caller sends more. Replies come in request order, one [`Client::receive_put`]
+    /// each.
+    pub fn send_put(&mut self, name: &WalFileName, mut data: impl Read, len: u64) -> Result<()> {
         let encoding = self.encoding;
         if encoding == Encoding::Zstd && self.packer.is_none() {
             self.packer = Some(Packer::new().map_err(|e| self.io_fail(e))?);
@@ -257,6 +265,11 @@ impl<R: BufRead, W: Write> Client<R, W> {
         if sent != len {
             return Err(self.fail(format!("{name}: the source gave {sent} of {len} bytes")));
         }
+        Ok(())
+    }
+
+    /// The reply to the oldest PUT not yet answered, which was for `name`.
+    pub fn receive_put(&mut self, name: &WalFileName) -> Result<Stored> {
         match self.reply(&name.to_string())? {
             Ok(text) if text == "written" => Ok(Stored::Written),
             Ok(text) if text == "present" => Ok(Stored::AlreadyPresent),
@@ -433,6 +446,25 @@ mod tests {
                 std::fs::read(receiver.store.path_of(&next.0)).unwrap(),
                 next.1
             );
+        }
+    }
+
+    #[test]
+    fn a_file_sent_ahead_is_answered_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (segment(8), segment(9));
+        let (replies, receiver) = session(receiver(dir.path()), Encoding::Plain, |c| {
+            c.dirs(true).unwrap();
+            c.send_put(&a.0, &a.1[..], a.1.len() as u64).unwrap();
+            c.send_put(&b.0, &b.1[..], b.1.len() as u64).unwrap();
+            [c.receive_put(&a.0), c.receive_put(&b.0)]
+        });
+        assert!(
+            replies.iter().all(|r| matches!(r, Ok(Stored::Written))),
+            "{replies:?}"
+        );
+        for (name, data) in [a, b] {
+            assert_eq!(std::fs::read(receiver.store.path_of(&name)).unwrap(), data);
         }
     }
 
