@@ -40,15 +40,6 @@ pub fn slave_dirs(config: &Config) -> Vec<PathBuf> {
     dirs
 }
 
-/// The transport of the archive module: as [`for_master`], and over SSH it sends the next
-/// ready segment while the standby fsyncs the current one (see [`Ssh::look_ahead`]).
-pub fn for_archiver(config: &Config) -> Result<Box<dyn Transport>> {
-    match config.slave.as_deref() {
-        None => for_master(config),
-        Some(slave) => Ok(Box::new(Ssh::new(config, slave)?.look_ahead())),
-    }
-}
-
 /// The transport a master config selects.
 pub fn for_master(config: &Config) -> Result<Box<dyn Transport>> {
     match config.slave.as_deref() {

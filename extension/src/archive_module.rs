@@ -74,7 +74,7 @@ fn with_transport<T>(
                     path.display()
                 ));
             }
-            let transport = transport::for_archiver(&config).map_err(|e| e.to_string())?;
+            let transport = transport::for_master(&config).map_err(|e| e.to_string())?;
             *loaded = Some(Loaded { key, transport });
         }
         match loaded.as_mut() {

@@ -19,7 +19,7 @@ use crate::changes::Changes;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::store::Stored;
-use crate::wal_name::{SegmentName, WalFileName};
+use crate::wal_name::WalFileName;
 use crate::wire::{Client, Encoding};
 use crate::{shell, system};
 
@@ -52,8 +52,6 @@ pub struct Ssh {
     command: String,
     encoding: Encoding,
     peer: String,
-    /// Send the next ready segment while the standby fsyncs this one (the archiver only).
-    look_ahead: bool,
     conn: Option<Connection>,
 }
 
@@ -63,8 +61,6 @@ struct Connection {
     client: Client<Replies, Requests>,
     cipher: String,
     last_used: Instant,
-    /// A segment sent ahead whose reply is still to be read.
-    ahead: Option<WalFileName>,
 }
 
 impl Ssh {
@@ -108,19 +104,8 @@ impl Ssh {
             } else {
                 Encoding::Plain
             },
-            look_ahead: false,
             conn: None,
         })
-    }
-
-    /// For the archiver, which asks for one file at a time: when the segment after the
-    /// requested one is ready too, send it right behind, so that its transfer overlaps the
-    /// standby's fsync of this one; PostgreSQL's call for it then only collects the reply.
-    /// Safe because a `.ready` segment is complete and stays until it is archived, and
-    /// archiving a file twice is success.
-    pub fn look_ahead(mut self) -> Self {
-        self.look_ahead = true;
-        self
     }
 
     /// The cipher of the open session, for benchmarks and status.
@@ -137,11 +122,7 @@ impl Ssh {
             if conn.last_used.elapsed() > IDLE_PROBE_AFTER {
                 // One cheap round trip; a dead session is replaced, not trusted.
                 conn.session.set_timeout(PROBE_TIMEOUT_MS);
-                if let Some(ahead) = conn.ahead.take() {
-                    // Its reply comes first; the file will be asked for (and re-sent) anyway.
-                    let _ = conn.client.receive_put(&ahead);
-                }
-                let alive = !conn.client.is_broken() && conn.client.dirs(false).is_ok();
+                let alive = conn.client.dirs(false).is_ok();
                 conn.session.set_timeout(IO_TIMEOUT_MS);
                 if !alive {
                     self.conn = None;
@@ -194,7 +175,6 @@ impl Ssh {
             client,
             cipher,
             last_used: Instant::now(),
-            ahead: None,
         })
     }
 
@@ -336,73 +316,20 @@ impl Ssh {
     }
 
     fn put_once(&mut self, name: &WalFileName, src: &Path) -> Result<Stored> {
-        let next = if self.look_ahead {
-            next_ready_segment(name, src)
-        } else {
-            None
-        };
+        let file = fs::File::open(src).map_err(|e| Error::io("open", src, e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io("stat", src, e))?
+            .len();
         let conn = self.connected()?;
-        let result = put_with_look_ahead(conn, name, src, next);
-        match result {
+        match conn
+            .client
+            .put(name, BufReader::with_capacity(BUFFER, file), len)
+        {
             Err(e) if conn.client.is_broken() => Err(self.lose(e)),
             result => result,
         }
     }
-}
-
-/// Sends `name` (unless it was sent ahead) and, behind it, `next`; then reads the reply for
-/// `name`. Replies come in request order, so one sent ahead for another file is read first.
-fn put_with_look_ahead(
-    conn: &mut Connection,
-    name: &WalFileName,
-    src: &Path,
-    next: Option<(WalFileName, PathBuf)>,
-) -> Result<Stored> {
-    let already_sent = match conn.ahead.take() {
-        Some(ahead) if ahead == *name => true,
-        Some(other) => {
-            // PostgreSQL asked for another file (a timeline history file comes first):
-            // the one sent ahead is durable or refused either way; its reply is read.
-            let _ = conn.client.receive_put(&other)?;
-            false
-        }
-        None => false,
-    };
-    if !already_sent {
-        send_file(conn, name, src)?;
-    }
-    if let Some((next, path)) = next {
-        send_file(conn, &next, &path)?;
-        conn.ahead = Some(next);
-    }
-    conn.client.receive_put(name)
-}
-
-fn send_file(conn: &mut Connection, name: &WalFileName, src: &Path) -> Result<()> {
-    let file = fs::File::open(src).map_err(|e| Error::io("open", src, e))?;
-    let len = file
-        .metadata()
-        .map_err(|e| Error::io("stat", src, e))?
-        .len();
-    conn.client
-        .send_put(name, BufReader::with_capacity(BUFFER, file), len)
-}
-
-/// The segment after `name` in `src`'s directory, if PostgreSQL has marked it ready to
-/// archive (`archive_status/NAME.ready`). The segment size is `src`'s own length.
-fn next_ready_segment(name: &WalFileName, src: &Path) -> Option<(WalFileName, PathBuf)> {
-    let WalFileName::Segment(segment) = name else {
-        return None;
-    };
-    let seg_size = u32::try_from(fs::metadata(src).ok()?.len()).ok()?;
-    if !seg_size.is_power_of_two() || seg_size < (1 << 20) {
-        return None;
-    }
-    let next = SegmentName::from_segno(segment.tli, segment.segno(seg_size) + 1, seg_size);
-    let dir = src.parent()?;
-    dir.join(format!("archive_status/{next}.ready"))
-        .exists()
-        .then(|| (WalFileName::Segment(next), dir.join(next.to_string())))
 }
 
 impl Transport for Ssh {
@@ -559,25 +486,6 @@ mod tests {
             ok.describe(),
             "ssh:pg@standby:2222 (walmgr '/etc/w s.toml' xserve)"
         );
-    }
-
-    #[test]
-    fn the_segment_after_is_sent_ahead_only_when_postgresql_marked_it_ready() {
-        let dir = tempfile::tempdir().unwrap();
-        let pg_wal = dir.path().join("pg_wal");
-        std::fs::create_dir_all(pg_wal.join("archive_status")).unwrap();
-        let name = WalFileName::parse("000000010000000000000FFF").unwrap();
-        let src = pg_wal.join(name.to_string());
-        std::fs::write(&src, vec![0u8; 1 << 20]).unwrap();
-        assert_eq!(next_ready_segment(&name, &src), None);
-        // 1 MB segments: 4096 to a log, so after 0xFFF comes the first of log 1.
-        let next = "000000010000000100000000";
-        std::fs::write(pg_wal.join(format!("archive_status/{next}.ready")), "").unwrap();
-        let (found, path) = next_ready_segment(&name, &src).unwrap();
-        assert_eq!(found.to_string(), next);
-        assert_eq!(path, pg_wal.join(next));
-        let history = WalFileName::parse("00000002.history").unwrap();
-        assert_eq!(next_ready_segment(&history, &src), None);
     }
 
     #[test]
