@@ -79,9 +79,9 @@ impl ClusterLocation {
     }
 }
 
-/// The data directory of the one postmaster the running user owns (a postmaster's
+/// The data directories of the running postmasters this user can see (a postmaster's
 /// working directory is its data directory).
-fn running_data_dir() -> Result<PathBuf> {
+pub fn running_data_dirs() -> Result<Vec<PathBuf>> {
     let mut found = Vec::new();
     for entry in fs::read_dir("/proc").map_err(|e| Error::io("read", "/proc", e))? {
         let Ok(entry) = entry else { continue };
@@ -97,14 +97,18 @@ fn running_data_dir() -> Result<PathBuf> {
             continue;
         };
         // Only postmasters have the pid file naming them; their children share the cwd.
-        let pid = entry.file_name().to_string_lossy().into_owned();
-        let first_line = fs::read_to_string(cwd.join("postmaster.pid"))
-            .ok()
-            .and_then(|t| t.lines().next().map(str::to_owned));
-        if first_line.as_deref().map(str::trim) == Some(pid.as_str()) && !found.contains(&cwd) {
+        let pid = entry.file_name().to_string_lossy().parse::<i32>().ok();
+        let named = PostmasterPid::read(&cwd).map(|p| p.pid);
+        if pid.is_some() && named == pid && !found.contains(&cwd) {
             found.push(cwd);
         }
     }
+    Ok(found)
+}
+
+/// The data directory of the one postmaster the running user can see.
+fn running_data_dir() -> Result<PathBuf> {
+    let mut found = running_data_dirs()?;
     match found.len() {
         1 => Ok(found.remove(0)),
         0 => Err(Error::Usage(
@@ -144,12 +148,31 @@ fn guess_bin(data: &Path) -> Result<PathBuf> {
         })
 }
 
+/// What `postmaster.pid` says about a server: its pid, port and Unix socket directory
+/// (lines 1, 4 and 5; the socket line is empty when the server has none). It may be stale:
+/// whether `pid` still runs is the caller's question.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PostmasterPid {
+    pub pid: i32,
+    pub port: u16,
+    pub socket: Option<PathBuf>,
+}
+
+impl PostmasterPid {
+    pub fn read(data: &Path) -> Option<PostmasterPid> {
+        let text = fs::read_to_string(data.join("postmaster.pid")).ok()?;
+        let lines: Vec<&str> = text.lines().map(str::trim).collect();
+        Some(PostmasterPid {
+            pid: lines.first()?.parse().ok()?,
+            port: lines.get(3)?.parse().ok()?,
+            socket: lines.get(4).filter(|s| !s.is_empty()).map(PathBuf::from),
+        })
+    }
+}
+
 fn listening(data: &Path) -> Option<(u16, PathBuf)> {
-    let text = fs::read_to_string(data.join("postmaster.pid")).ok()?;
-    let lines: Vec<&str> = text.lines().collect();
-    let port = lines.get(3)?.trim().parse().ok()?;
-    let socket = lines.get(4).map(|s| s.trim()).filter(|s| !s.is_empty())?;
-    Some((port, PathBuf::from(socket)))
+    let pid = PostmasterPid::read(data)?;
+    Some((pid.port, pid.socket?))
 }
 
 /// postmaster.opts: the binary, then each argument in double quotes.

@@ -23,8 +23,8 @@ pub trait Transport: Send {
     fn describe(&self) -> String;
     /// Ready to archive? Names what is missing when not (checked before every batch).
     fn check(&mut self) -> Result<()>;
-    /// Creates the standby's directories (setup).
-    fn create_dirs(&mut self, dirs: &[PathBuf], changes: &mut Changes) -> Result<()>;
+    /// Creates the standby's directories (setup), as the standby's config names them.
+    fn create_dirs(&mut self, changes: &mut Changes) -> Result<()>;
     /// Archives one file durably into completed_wals.
     fn archive(&mut self, name: &WalFileName, src: &Path, changes: &mut Changes) -> Result<Stored>;
 }
@@ -43,19 +43,21 @@ pub fn slave_dirs(config: &Config) -> Vec<PathBuf> {
 /// The transport a master config selects.
 pub fn for_master(config: &Config) -> Result<Box<dyn Transport>> {
     match config.slave.as_deref() {
-        None => Ok(Box::new(Local::new(&config.completed_wals))),
+        None => Ok(Box::new(Local::new(config))),
         Some(slave) => Ok(Box::new(Ssh::new(config, slave)?)),
     }
 }
 
 pub struct Local {
     store: ArchiveStore,
+    dirs: Vec<PathBuf>,
 }
 
 impl Local {
-    pub fn new(completed_wals: &Path) -> Self {
+    pub fn new(config: &Config) -> Self {
         Local {
-            store: ArchiveStore::new(completed_wals),
+            store: ArchiveStore::new(&config.completed_wals),
+            dirs: slave_dirs(config),
         }
     }
 }
@@ -78,15 +80,9 @@ impl Transport for Local {
         Ok(())
     }
 
-    fn create_dirs(&mut self, dirs: &[PathBuf], changes: &mut Changes) -> Result<()> {
-        for dir in dirs {
-            if dir.is_dir() {
-                continue;
-            }
-            changes.apply(
-                format!("create directory {} (mode 0700)", dir.display()),
-                || create_private_dir(dir),
-            )?;
+    fn create_dirs(&mut self, changes: &mut Changes) -> Result<()> {
+        for dir in &self.dirs {
+            ensure_private_dir(dir, changes)?;
         }
         Ok(())
     }
@@ -101,6 +97,17 @@ impl Transport for Local {
             .apply(what, || self.store.archive_file(name, src))?
             .unwrap_or(Stored::Written))
     }
+}
+
+/// Creates `dir` (mode 0700) through `changes` unless it exists.
+pub fn ensure_private_dir(dir: &Path, changes: &mut Changes) -> Result<()> {
+    if !dir.is_dir() {
+        changes.apply(
+            format!("create directory {} (mode 0700)", dir.display()),
+            || create_private_dir(dir),
+        )?;
+    }
+    Ok(())
 }
 
 /// Creates `dir` and its missing parents; the new directories are private to their owner.

@@ -247,7 +247,7 @@ impl<R: BufRead, W: Write> Client<R, W> {
     /// Sends a PUT without waiting for its reply: the standby works on it (writes, fsyncs)
     /// while the caller sends more. Replies come in request order, one [`Client::receive_put`]
     /// each.
-    pub fn send_put(&mut self, name: &WalFileName, mut data: impl Read, len: u64) -> Result<()> {
+    fn send_put(&mut self, name: &WalFileName, mut data: impl Read, len: u64) -> Result<()> {
         let encoding = self.encoding;
         if encoding == Encoding::Zstd && self.packer.is_none() {
             self.packer = Some(Packer::new().map_err(|e| self.io_fail(e))?);
@@ -269,7 +269,7 @@ impl<R: BufRead, W: Write> Client<R, W> {
     }
 
     /// The reply to the oldest PUT not yet answered, which was for `name`.
-    pub fn receive_put(&mut self, name: &WalFileName) -> Result<Stored> {
+    fn receive_put(&mut self, name: &WalFileName) -> Result<Stored> {
         match self.reply(&name.to_string())? {
             Ok(text) if text == "written" => Ok(Stored::Written),
             Ok(text) if text == "present" => Ok(Stored::AlreadyPresent),

@@ -44,7 +44,7 @@ fn setup(
     let mut changes = Changes::new(dry_run);
     let mut transport = transport::for_master(&config).map_err(|e| e.to_string())?;
     transport
-        .create_dirs(&transport::slave_dirs(&config), &mut changes)
+        .create_dirs(&mut changes)
         .map_err(|e| e.to_string())?;
     let plan = server_settings::for_setup(&alter_system::server(), &path);
     apply_settings(&plan, &mut changes)?;

@@ -143,6 +143,15 @@ impl Shipping {
         self.master.restart();
     }
 
+    /// pgbench -i on the master, a WAL switch, then every segment up to it is archived and
+    /// identical to the master's.
+    pub fn fill_and_check_archive(&self) {
+        self.master.pgbench(&["-i", "-s", "2", "-q"]);
+        let last = self.master.switch_wal();
+        self.wait_archived(&last);
+        self.assert_archive_complete_up_to(&last);
+    }
+
     /// The standby's sshd; panics unless this is an [`Shipping::over_ssh`] scenario.
     pub fn sshd(&self) -> &Sshd {
         self.sshd.as_ref().expect("an over_ssh scenario")

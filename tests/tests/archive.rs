@@ -94,10 +94,7 @@ fn same_segment_twice_succeeds_and_different_bytes_are_refused() {
 fn xarchive_from_archive_command_ships_every_segment() {
     let s = Shipping::new(&Pg::major(15), "xarchive", &["--wal-segsize=1"]);
     s.archive_with_xarchive();
-    s.master.pgbench(&["-i", "-s", "2", "-q"]);
-    let last = s.master.switch_wal();
-    s.wait_archived(&last);
-    s.assert_archive_complete_up_to(&last);
+    s.fill_and_check_archive();
 }
 
 /// A config that breaks while the server runs: archiving waits and says why, nothing is lost,

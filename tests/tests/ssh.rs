@@ -3,11 +3,12 @@
 //! proves holds across it, including when sshd goes away or the connection drops mid-file.
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use walmgr_tests::shipping::{path, pgbench_aggregate, Shipping, WAIT};
-use walmgr_tests::{chown_to_postgres, run_as_postgres_ok, Cluster, Pg, Sshd};
+use walmgr_tests::{chown_to_postgres, run_as_postgres, run_as_postgres_ok, Cluster, Pg, Sshd};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -98,10 +99,7 @@ fn xarchive_with_compression_ships_identical_bytes() {
         "compression = true",
     );
     s.archive_with_xarchive();
-    s.master.pgbench(&["-i", "-s", "2", "-q"]);
-    let last = s.master.switch_wal();
-    s.wait_archived(&last);
-    s.assert_archive_complete_up_to(&last);
+    s.fill_and_check_archive();
 }
 
 /// sshd down while WAL is produced: attempts fail with a clear reason, WAL waits on the
@@ -238,6 +236,10 @@ fn unknown_and_changed_host_keys_are_refused_with_the_fingerprint() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("HOST KEY CHANGED"), "{err}");
     assert!(
+        err.contains("ssh-keygen -R"),
+        "says how to replace it: {err}"
+    );
+    assert!(
         err.contains(&s.sshd().fingerprint()) && !err.contains(&old),
         "{err}"
     );
@@ -258,6 +260,12 @@ fn the_installed_key_runs_only_xserve_and_remove_key_revokes_it() {
         authorized.starts_with("restrict,command=\""),
         "{authorized}"
     );
+    let mode = fs::metadata(s.sshd().authorized_keys())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "authorized_keys mode {mode:o}");
 
     let marker = s.dir.join("must-not-exist");
     for command in ["ls /", &format!("touch {}", marker.display())] {
@@ -273,6 +281,17 @@ fn the_installed_key_runs_only_xserve_and_remove_key_revokes_it() {
     assert!(!marker.exists());
 
     let segment = s.master.switch_wal();
+    // A standby whose own config is broken: the master's error carries what it said.
+    let good = fs::read_to_string(&s.slave_config).unwrap();
+    fs::write(&s.slave_config, format!("{good}no_such_key = 1\n")).unwrap();
+    let out = xarchive(&s, &segment, &[]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("the standby said") && err.contains("no_such_key"),
+        "{err}"
+    );
+    fs::write(&s.slave_config, good).unwrap();
     let ok = xarchive(&s, &segment, &[]);
     assert!(ok.status.success(), "{}", text(&ok.stderr));
 
@@ -323,6 +342,9 @@ fn init_master_and_init_slave_write_configs_that_work_as_written() {
     let public_key = text(&out.stdout);
     assert!(public_key.starts_with("ssh-ed25519 "), "{public_key}");
     let master_toml = master_conf.join("wal-master.toml");
+    // Without --pgdata or $PGDATA, the running master would be found by its postmaster.
+    let running = walmgr_core::cluster_location::running_data_dirs().unwrap();
+    assert!(running.contains(&s.master.data), "{running:?}");
 
     // The standby: a base backup set to replay through the config --init-slave will write,
     // which has run once with its own port and socket (postmaster.opts keeps them).
@@ -352,6 +374,24 @@ fn init_master_and_init_slave_write_configs_that_work_as_written() {
         ],
         &[("HOME", &home(sshd.home()))],
     );
+    // A second run that would write something else leaves the config alone.
+    let again = run_as_postgres(
+        &s.walmgr.bin,
+        &[
+            "--init-slave",
+            "--primary-conninfo=host=elsewhere",
+            "--pgdata",
+            path(&standby.data),
+            "--config-dir",
+            path(&slave_conf),
+        ],
+        &[("HOME", &home(sshd.home()))],
+    );
+    assert_eq!(again.status.code(), Some(1));
+    assert!(text(&again.stderr).contains("already exists and differs"));
+    assert!(!fs::read_to_string(&slave_toml)
+        .unwrap()
+        .contains("elsewhere"));
     let slave = walmgr_core::config::Config::load(&slave_toml, &[]).expect("wal-slave.toml loads");
     assert_eq!(slave.slave_data.as_deref(), Some(standby.data.as_path()));
     let start = slave

@@ -45,7 +45,11 @@ pub fn run(ctx: &mut Context) -> Result<()> {
         }
     };
     let slave = slave_side::slave_view(ctx, "backup")?;
-    let _lock = take_lock(ctx, &format!("backup from the {from}"))?;
+    let _lock = take_lock(
+        ctx,
+        slave.completed_wals.clone(),
+        &format!("backup from the {from}"),
+    )?;
 
     let full_backup = slave.full_backup.clone();
     let staging = PathBuf::from(format!("{}.inprogress", full_backup.display()));

@@ -38,10 +38,10 @@ pub struct Options {
 pub fn run(opts: &Options, changes: &mut Changes, log: &Log) -> Result<()> {
     let home = system::home_dir()
         .ok_or_else(|| CliError::failed("cannot tell this user's home directory ($HOME)"))?;
-    let config_dir = absolute(
-        system::expand_tilde(&opts.config_dir)
-            .map_err(|m| CliError::failed(format!("--config-dir: {m}")))?,
-    )?;
+    let config_dir = system::expand_tilde(&opts.config_dir)
+        .map_err(|m| CliError::failed(format!("--config-dir: {m}")))?;
+    let config_dir =
+        std::path::absolute(&config_dir).map_err(|e| Error::io("make absolute", &config_dir, e))?;
     if opts.init_master {
         let slave = opts.slave.as_deref().expect("clap requires --slave");
         transport::ssh_target::SshTarget::parse(slave)
@@ -93,14 +93,6 @@ pub fn run(opts: &Options, changes: &mut Changes, log: &Log) -> Result<()> {
     Ok(())
 }
 
-fn absolute(path: PathBuf) -> Result<PathBuf> {
-    if path.is_absolute() {
-        return Ok(path);
-    }
-    let cwd = std::env::current_dir().map_err(|e| Error::io("find", "the current directory", e))?;
-    Ok(cwd.join(path))
-}
-
 /// Writes a new config; an existing one is kept (same text: nothing to do; other text: an
 /// error, as it may hold the DBA's edits).
 fn write_config(
@@ -129,13 +121,8 @@ fn write_config(
         Err(e) => return Err(Error::io("read", path, e).into()),
     }
     let dir = path.parent().expect("config path has a directory");
-    for d in [dir.to_path_buf(), home.join("log")] {
-        if !d.is_dir() {
-            changes.apply(
-                format!("create directory {} (mode 0700)", d.display()),
-                || transport::create_private_dir(&d),
-            )?;
-        }
+    for d in [dir, &home.join("log")] {
+        transport::ensure_private_dir(d, changes)?;
     }
     changes.apply(format!("write {}", path.display()), || {
         store::replace_file(path, text.as_bytes())
@@ -190,12 +177,7 @@ fn ssh_keygen(home: &Path, changes: &mut Changes, log: &Log) -> Result<()> {
 
 fn ensure_ssh_dir(home: &Path, changes: &mut Changes) -> Result<PathBuf> {
     let dir = home.join(".ssh");
-    if !dir.is_dir() {
-        changes.apply(
-            format!("create directory {} (mode 0700)", dir.display()),
-            || transport::create_private_dir(&dir),
-        )?;
-    }
+    transport::ensure_private_dir(&dir, changes)?;
     Ok(dir)
 }
 

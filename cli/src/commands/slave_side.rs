@@ -48,9 +48,9 @@ impl Drop for LockGuard {
     }
 }
 
-/// Takes BACKUPLOCK for this process; released when the guard drops (also on error).
-pub fn take_lock(ctx: &mut Context, what: &str) -> Result<Option<LockGuard>> {
-    let dir = ctx.config.completed_wals.clone();
+/// Takes BACKUPLOCK in `dir` (the standby's completed_wals) for this process; released when
+/// the guard drops (also on error).
+pub fn take_lock(ctx: &mut Context, dir: PathBuf, what: &str) -> Result<Option<LockGuard>> {
     let me = Holder::me(what);
     let taken = ctx.changes.apply(
         format!("take backup lock {}", dir.join(lock::LOCK_FILE).display()),
@@ -74,8 +74,8 @@ pub fn take_lock(ctx: &mut Context, what: &str) -> Result<Option<LockGuard>> {
 }
 
 pub fn xlock(ctx: &mut Context) -> Result<()> {
-    slave_view(ctx, "xlock")?;
-    if let Some(mut guard) = take_lock(ctx, "xlock")? {
+    let dir = slave_view(ctx, "xlock")?.completed_wals;
+    if let Some(mut guard) = take_lock(ctx, dir, "xlock")? {
         // xlock's lock outlives this process by design: xrelease removes it.
         guard.armed = false;
     }
@@ -83,8 +83,7 @@ pub fn xlock(ctx: &mut Context) -> Result<()> {
 }
 
 pub fn xrelease(ctx: &mut Context) -> Result<()> {
-    slave_view(ctx, "xrelease")?;
-    let dir = ctx.config.completed_wals.clone();
+    let dir = slave_view(ctx, "xrelease")?.completed_wals;
     let holder = ctx.changes.apply(
         format!("remove backup lock {}", dir.join(lock::LOCK_FILE).display()),
         || lock::force_release(&dir),

@@ -5,15 +5,15 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use postgres::Client;
+use walmgr_core::cluster_location::PostmasterPid;
 
 use crate::db;
 use crate::error::{CliError, Result};
 
 /// The running server of data directory `data`, if any: (pid, port, socket dir).
 pub fn running(data: &Path) -> Option<(i32, u16, String)> {
-    let text = fs::read_to_string(data.join("postmaster.pid")).ok()?;
-    let lines: Vec<&str> = text.lines().collect();
-    let pid: i32 = lines.first()?.trim().parse().ok()?;
+    let found = PostmasterPid::read(data)?;
+    let pid = found.pid;
     // EPERM: alive, but another user's (e.g. postgres's when we run as someone else).
     // SAFETY: signal 0 only checks that the process exists.
     let alive = pid > 0
@@ -22,14 +22,11 @@ pub fn running(data: &Path) -> Option<(i32, u16, String)> {
     if !alive {
         return None;
     }
-    let port = lines.get(3)?.trim().parse().ok()?;
-    let socket = lines
-        .get(4)
-        .map(|s| s.trim())
-        .filter(|s| !s.is_empty())
-        .unwrap_or("/var/run/postgresql")
-        .to_string();
-    Some((pid, port, socket))
+    let socket = found
+        .socket
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "/var/run/postgresql".to_string());
+    Some((pid, found.port, socket))
 }
 
 /// Connects to the server of `data` as the data directory's owner.

@@ -59,7 +59,6 @@ struct Connection {
     session: Session,
     channel: ssh2::Channel,
     client: Client<Replies, Requests>,
-    cipher: String,
     last_used: Instant,
 }
 
@@ -106,11 +105,6 @@ impl Ssh {
             },
             conn: None,
         })
-    }
-
-    /// The cipher of the open session, for benchmarks and status.
-    pub fn cipher(&self) -> Option<&str> {
-        self.conn.as_ref().map(|c| c.cipher.as_str())
     }
 
     fn err(&self, message: impl Into<String>) -> Error {
@@ -165,15 +159,10 @@ impl Ssh {
             Ok(client) => client,
             Err(e) => return Err(self.postmortem(&session, &mut channel, e)),
         };
-        let cipher = session
-            .methods(MethodType::CryptCs)
-            .unwrap_or("?")
-            .to_owned();
         Ok(Connection {
             session,
             channel,
             client,
-            cipher,
             last_used: Instant::now(),
         })
     }
@@ -322,10 +311,9 @@ impl Ssh {
             .map_err(|e| Error::io("stat", src, e))?
             .len();
         let conn = self.connected()?;
-        match conn
-            .client
-            .put(name, BufReader::with_capacity(BUFFER, file), len)
-        {
+        // Unbuffered on purpose: the request writer's 1 MiB buffer reads the file straight
+        // in; a BufReader here would copy every byte once more.
+        match conn.client.put(name, file, len) {
             Err(e) if conn.client.is_broken() => Err(self.lose(e)),
             result => result,
         }
@@ -341,7 +329,7 @@ impl Transport for Ssh {
         self.connected().map(|_| ())
     }
 
-    fn create_dirs(&mut self, _dirs: &[PathBuf], changes: &mut Changes) -> Result<()> {
+    fn create_dirs(&mut self, changes: &mut Changes) -> Result<()> {
         // The standby's own config names its directories; the master only asks.
         let missing = self.connected()?.client.dirs(false);
         let missing = missing.map_err(|e| self.lose(e))?;
