@@ -108,8 +108,8 @@ pub fn xrotate(ctx: &mut Context) -> Result<()> {
 
 pub fn xpurgewals(ctx: &mut Context, last: Option<&str>) -> Result<()> {
     let slave = slave_view(ctx, "xpurgewals")?;
-    if let Some(last) = last {
-        record_restartpoint(ctx, &slave.completed_wals, last)?;
+    if let Some(Ok(last)) = last.map(WalFileName::parse) {
+        record_restartpoint(ctx, &slave.completed_wals, &last)?;
     }
     purge(ctx, &slave)
 }
@@ -119,22 +119,21 @@ pub fn xpurgewals(ctx: &mut Context, last: Option<&str>) -> Result<()> {
 /// behind the newest backup keeps what it still needs.
 pub const RESTARTPOINT_FILE: &str = "RESTARTPOINT";
 
-pub fn record_restartpoint(ctx: &mut Context, completed_wals: &Path, last: &str) -> Result<()> {
-    let Ok(WalFileName::Segment(segment)) = WalFileName::parse(last) else {
-        return Ok(()); // 24 zeros before the first restartpoint, or nothing usable
+pub fn record_restartpoint(
+    ctx: &mut Context,
+    completed_wals: &Path,
+    last: &WalFileName,
+) -> Result<()> {
+    let WalFileName::Segment(segment) = last else {
+        return Ok(()); // nothing usable for purge
     };
-    let path = completed_wals.join(RESTARTPOINT_FILE);
-    if fs::read_to_string(&path).ok().as_deref().map(str::trim) == Some(&segment.to_string()) {
+    if recorded_restartpoint(completed_wals) == Some(*segment) {
         return Ok(());
     }
-    let temp = completed_wals.join(format!(".{RESTARTPOINT_FILE}.{}", std::process::id()));
+    let path = completed_wals.join(RESTARTPOINT_FILE);
     ctx.changes.apply(
         format!("record restartpoint {segment} in {}", path.display()),
-        || {
-            fs::write(&temp, format!("{segment}\n"))
-                .and_then(|_| fs::rename(&temp, &path))
-                .map_err(|e| walmgr_core::Error::io("write", &path, e))
-        },
+        || walmgr_core::store::replace_file(&path, format!("{segment}\n").as_bytes()),
     )?;
     Ok(())
 }

@@ -20,9 +20,9 @@ pub fn run(ctx: &mut Context, srcname: &str, dstpath: &Path, last: Option<&str>)
         // %r: validated so a wrong restore_command shows up. Before the first restartpoint
         // PostgreSQL passes 24 zeros, which is no file but is no mistake either.
         if last != "000000000000000000000000" {
-            WalFileName::parse(last)?;
+            let last = WalFileName::parse(last)?;
             let dir = ctx.config.completed_wals.clone();
-            super::slave_side::record_restartpoint(ctx, &dir, last)?;
+            super::slave_side::record_restartpoint(ctx, &dir, &last)?;
         }
     }
     // `walmgr boot` and `walmgr pause` speak to recovery through these files.
