@@ -129,12 +129,10 @@ pub enum Command {
         json: bool,
     },
 
-    /// Slave: stop replay and open the standby for writes.
-    Boot {
-        /// Seconds to wait for the standby to replay what the archive has.
-        #[arg(long, value_name = "SECONDS", default_value_t = 60)]
-        wait: u64,
-    },
+    /// Slave: end replay and open the standby for writes.
+    ///
+    /// It replays everything the archive holds first, however long that takes.
+    Boot,
 
     /// Slave: pause replay.
     Pause,
@@ -188,7 +186,7 @@ impl Command {
             Command::Backup => "backup",
             Command::Listbackups => "listbackups",
             Command::Restore { .. } => "restore",
-            Command::Boot { .. } => "boot",
+            Command::Boot => "boot",
             Command::Cleanup => "cleanup",
             Command::Status { .. } => "status",
             Command::Pause => "pause",

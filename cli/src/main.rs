@@ -93,7 +93,7 @@ fn run(cli: Cli, log: &mut log::Log) -> Result<()> {
         }
         Command::Cleanup => commands::cleanup::run(&mut ctx),
         Command::Status { json } => commands::status::run(&mut ctx, *json),
-        Command::Boot { wait } => commands::standby::boot(&mut ctx, *wait),
+        Command::Boot => commands::standby::boot(&mut ctx),
         Command::Pause => commands::standby::pause(&mut ctx),
         Command::Continue => commands::standby::resume(&mut ctx),
         Command::Xlock => commands::slave_side::xlock(&mut ctx),

@@ -283,3 +283,77 @@ fn xserve_refuses_any_other_command_the_key_asks_for() {
         assert!(out.stdout.is_empty());
     }
 }
+
+/// `walmgr args...` in a mount namespace of its own where `read_only` is a read-only bind
+/// mount: even root cannot write there, as on a standby whose archive copy is mounted ro.
+fn walmgr_with_read_only(read_only: &Path, args: &[&str]) -> Output {
+    let script = format!(
+        "mount --bind -o ro {0} {0} && exec \"$@\"",
+        walmgr_core::shell::quote(s(read_only))
+    );
+    Command::new("unshare")
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &script,
+            "sh",
+        ])
+        .arg(env!("CARGO_BIN_EXE_walmgr"))
+        .args(args)
+        .output()
+        .expect("run unshare")
+}
+
+#[test]
+fn xrestore_from_a_read_only_archive_hands_out_the_segment_without_a_restartpoint() {
+    let s0 = setup();
+    let (name, data) = segment(5);
+    let archive = s0.root.join("walshipping/logs.complete");
+    fs::write(archive.join(&name), &data).unwrap();
+    let dst = s0.root.join("pg_wal/RECOVERYXLOG");
+    let out = walmgr_with_read_only(
+        &archive,
+        &[
+            s(&s0.slave),
+            "xrestore",
+            &name,
+            s(&dst),
+            "000000010000000000000004",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(fs::read(&dst).unwrap(), data);
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("restartpoint 000000010000000000000004 not recorded"),
+        "{said}"
+    );
+    assert!(!archive.join("RESTARTPOINT").exists());
+}
+
+#[test]
+fn xrestore_hands_out_complete_files_while_boot_ends_recovery_but_none_while_paused() {
+    let s0 = setup();
+    let (name, data) = segment(6);
+    let archive = s0.root.join("walshipping/logs.complete");
+    fs::write(archive.join(&name), &data).unwrap();
+    let dst = s0.root.join("pg_wal/RECOVERYXLOG");
+    let xrestore = || walmgr(&[s(&s0.slave), "xrestore", &name, s(&dst)]);
+
+    fs::write(archive.join("PAUSE"), "").unwrap();
+    assert_eq!(
+        xrestore().status.code(),
+        Some(1),
+        "paused: nothing handed out"
+    );
+    assert!(!dst.exists());
+
+    // boot writes STOP (after removing PAUSE; a PAUSE left behind must not hold it back).
+    fs::write(archive.join("STOP"), "").unwrap();
+    let out = xrestore();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(fs::read(&dst).unwrap(), data);
+}

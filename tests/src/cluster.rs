@@ -394,10 +394,12 @@ impl Cluster {
         self.execute("CHECKPOINT");
     }
 
-    /// `pg_switch_wal()`; returns the name of the segment it completed (the one now ready for
-    /// archiving). If nothing was written since the last switch, no segment is completed and
-    /// the name is that of the current one.
+    /// `pg_switch_wal()` after a commit record; returns the name of the segment it completed
+    /// (the one now ready for archiving). The commit makes sure there is one: right after
+    /// another switch (pg_backup_stop's, say) the current segment is empty, and PostgreSQL
+    /// completes no segment at all.
     pub fn switch_wal(&self) -> String {
+        self.execute("SELECT txid_current()");
         self.query_one("SELECT pg_walfile_name(pg_switch_wal())")
     }
 

@@ -20,7 +20,11 @@ fn in_recovery(c: &Cluster) -> bool {
 
 /// A master archiving through walmgr plus a planned standby with its slave.toml.
 fn quick_start(label: &str, slave_extra: &str) -> (Shipping, Cluster, PathBuf) {
-    let s = Shipping::with_module(&Pg::major(15), label, &["--wal-segsize=1"]);
+    quick_start_on(&Pg::major(15), label, slave_extra)
+}
+
+fn quick_start_on(pg: &Pg, label: &str, slave_extra: &str) -> (Shipping, Cluster, PathBuf) {
+    let s = Shipping::with_module(pg, label, &["--wal-segsize=1"]);
     let standby = Cluster::planned(&s.master.pg, &s.dir, "standby");
     let slave = s.slave_toml(&standby, slave_extra);
     (s, standby, slave)
@@ -141,6 +145,120 @@ fn keep_three_over_five_backups_keeps_the_documented_sets_and_their_wal() {
         3,
         "a named restore copies, the set stays"
     );
+}
+
+/// A master with table `far` (1000 rows), backed up and restored into a standby that has
+/// replayed those rows.
+fn standby_caught_up(pg: &Pg, label: &str) -> (Shipping, Cluster, PathBuf) {
+    let (s, standby, slave) = quick_start_on(pg, label, "");
+    s.master
+        .execute("CREATE TABLE far (id int, pad text); INSERT INTO far SELECT g, 'restored' FROM generate_series(1, 1000) g");
+    backup(&s);
+    s.switch_and_wait();
+    s.walmgr.ok_as_postgres(&[path(&slave), "restore"]);
+    standby.wait_until("the standby replays the first rows", WAIT, || {
+        standby.try_connect().is_ok() && count(&standby, "far") == 1000
+    });
+    (s, standby, slave)
+}
+
+/// Commits 250,000 more rows to `far` in 50 transactions, about 140 MB of WAL (over 100
+/// segments of 1 MB), and waits until all of it is archived. Returns the segments archived.
+fn master_runs_far_ahead(s: &Shipping) -> usize {
+    let before = s.archived().len();
+    for batch in 0..50 {
+        let from = 1001 + batch * 5000;
+        s.master.execute(&format!(
+            "INSERT INTO far SELECT g, repeat(md5(g::text), 16) FROM generate_series({from}, {}) g",
+            from + 4999
+        ));
+    }
+    s.switch_and_wait();
+    let shipped = s.archived().len() - before;
+    assert!(shipped >= 100, "only {shipped} segments archived");
+    shipped
+}
+
+/// `walmgr slave boot` with default options; returns its stderr (its progress and result).
+fn boot(s: &Shipping, slave: &Path) -> String {
+    let out = s.walmgr.run_as_postgres(&[path(slave), "boot"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "boot failed: {stderr}");
+    stderr
+}
+
+#[test]
+fn boot_of_a_paused_standby_far_behind_replays_every_archived_row() {
+    let (s, standby, slave) = standby_caught_up(&Pg::major(15), "farpaused");
+    s.walmgr.ok_as_postgres(&[path(&slave), "pause"]);
+    let shipped = master_runs_far_ahead(&s);
+    assert_eq!(
+        count(&standby, "far"),
+        1000,
+        "the paused standby is {shipped} segments behind"
+    );
+
+    let said = boot(&s, &slave);
+    assert!(
+        !in_recovery(&standby),
+        "boot returned before the standby opened"
+    );
+    assert_eq!(count(&standby, "far"), 251_000, "every archived row");
+    assert!(said.contains("opened for writes at"), "{said}");
+    assert!(said.contains("on timeline 2"), "{said}");
+    standby.execute("INSERT INTO far VALUES (0, 'written after boot')");
+}
+
+#[test]
+fn boot_of_a_delayed_standby_hours_behind_replays_every_archived_row() {
+    let (s, standby, slave) = standby_caught_up(&Pg::major(18), "fardelayed");
+    // A standby kept an hour behind on purpose: its replay waits before every commit.
+    standby.set("recovery_min_apply_delay = '1h'");
+    standby.execute("SELECT pg_reload_conf()");
+    master_runs_far_ahead(&s);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        count(&standby, "far"),
+        1000,
+        "the delayed standby applied rows"
+    );
+
+    boot(&s, &slave);
+    assert!(!in_recovery(&standby));
+    assert_eq!(count(&standby, "far"), 251_000, "every archived row");
+}
+
+#[test]
+fn restore_protects_the_backups_wal_until_the_standby_starts() {
+    // keep_backups = 0 keeps every set, and purge keeps WAL from the oldest set's start on;
+    // a restore that moves the only set away leaves a standby no set protects.
+    let (s, standby, slave) = quick_start("restartpoint", "");
+    fs::write(
+        &slave,
+        fs::read_to_string(&slave).unwrap().replace(
+            &format!("slave_start_cmd = \"{}\"\n", standby.start_command()),
+            "",
+        ),
+    )
+    .unwrap();
+    s.master
+        .execute("CREATE TABLE rp (x int); INSERT INTO rp SELECT generate_series(1, 10)");
+    backup(&s);
+    s.master
+        .execute("INSERT INTO rp SELECT generate_series(11, 20)");
+    s.switch_and_wait();
+    s.walmgr.ok_as_postgres(&[path(&slave), "restore"]);
+    // Before the restored standby ever starts, the master takes two new backups.
+    for _ in 0..2 {
+        s.master
+            .execute("INSERT INTO rp SELECT generate_series(21, 30)");
+        backup(&s);
+        s.switch_and_wait();
+    }
+    walmgr_tests::run_as_postgres_ok(Path::new("/bin/sh"), &["-c", &standby.start_command()], &[]);
+    standby.wait_until("the restored standby replays to the present", WAIT, || {
+        standby.try_connect().is_ok() && count(&standby, "rp") == 40
+    });
 }
 
 fn spawn_backup(s: &Shipping) -> std::process::Child {

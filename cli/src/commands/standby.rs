@@ -6,10 +6,12 @@ use std::thread::sleep;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use walmgr_core::backup_catalog;
+use walmgr_core::backup_label::BackupLabel;
 use walmgr_core::config::Role;
 use walmgr_core::datadir;
+use walmgr_core::lsn::Lsn;
 use walmgr_core::recovery::{self, Target};
-use walmgr_core::wal_name::WalFileName;
+use walmgr_core::wal_name::{SegmentName, WalFileName};
 use walmgr_core::Error;
 
 use super::{standby_conn, Context};
@@ -42,7 +44,8 @@ pub fn restore(
         Some(name) if name.contains('/') => (PathBuf::from(name), false),
         Some(name) => (full_backup.with_file_name(name), false),
     };
-    if !set.join("backup_label").is_file() {
+    let label_path = set.join("backup_label");
+    if !label_path.is_file() {
         let sets: Vec<String> = backup_catalog::list(&full_backup)?
             .iter()
             .map(|s| s.name())
@@ -57,6 +60,10 @@ pub fn restore(
             }
         )));
     }
+
+    let label = fs::read_to_string(&label_path)
+        .map_err(|e| Error::io("read", &label_path, e))
+        .and_then(|text| BackupLabel::parse(&text, &label_path))?;
 
     // slave_stop_cmd / slave_start_cmd are about slave_data, not another destination.
     let own_server = dst.is_none();
@@ -137,6 +144,14 @@ pub fn restore(
             .join(", ")
     );
     ctx.changes.apply(what, || recovery::write(&data, &plan))?;
+    // Until its first restartpoint the restored server reports none (%r is all zeros), yet
+    // it needs the archive from the backup's start on: no purge may take that meanwhile.
+    let completed_wals = ctx.config.completed_wals.clone();
+    super::slave_side::record_restartpoint(
+        ctx,
+        &completed_wals,
+        &WalFileName::Segment(label.start_segment),
+    )?;
     for control in [STOP_FILE, PAUSE_FILE] {
         let path = ctx.config.completed_wals.join(control);
         if path.exists() {
@@ -257,32 +272,38 @@ pub fn resume(ctx: &mut Context) -> Result<()> {
     Ok(())
 }
 
-/// Ends recovery: lets the standby replay what the archive holds (bounded wait), then the
-/// STOP file makes xrestore hand out nothing more, and pg_ctl promote opens it for writes.
-pub fn boot(ctx: &mut Context, wait: u64) -> Result<()> {
+/// Ends recovery without dropping anything the archive holds.
+///
+/// STOP tells xrestore that recovery is ending (it keeps handing out every file it has),
+/// and `pg_ctl promote` asks the server to open. PostgreSQL acts on a promotion request
+/// only once it fails to find the next WAL file, so a standby that is far behind first
+/// replays the whole archive and opens at its end. That can take long: boot shows progress
+/// and waits as long as the server keeps recovering, never cutting replay short on a timer.
+pub fn boot(ctx: &mut Context) -> Result<()> {
     ctx.require_role(Role::Slave, "boot")?;
     let data = slave_data(ctx, "boot")?;
     if standby_conn::running(&data).is_none() {
         return Err(CliError::failed(format!(
-            "no server is running on {}",
+            "no server is running on {}: start the standby, then boot it",
             data.display()
         )));
     }
-    if !ctx.changes.is_dry_run() {
-        let pause = control_file(ctx, PAUSE_FILE);
-        if pause.exists() {
-            resume(ctx)?;
+    if let Some(mut client) = standby_conn::try_connect(&data) {
+        let in_recovery: bool = client
+            .query_one("SELECT pg_is_in_recovery()", &[])
+            .map_err(|e| CliError::db("SELECT pg_is_in_recovery()", e))?
+            .get(0);
+        if !in_recovery {
+            return Err(CliError::failed(format!(
+                "the server on {} is not in recovery: it is already booted",
+                data.display()
+            )));
         }
-        wait_for_archive_replay(ctx, &data, Duration::from_secs(wait));
     }
-    // A booted server restarts from nothing in the archive: its restartpoint no longer
-    // holds WAL back from purging.
-    let restart = control_file(ctx, super::slave_side::RESTARTPOINT_FILE);
-    if restart.exists() {
-        ctx.changes
-            .apply(format!("remove {}", restart.display()), || {
-                fs::remove_file(&restart).map_err(|e| Error::io("remove", &restart, e))
-            })?;
+    // Targeted (point-in-time) recovery stops short of the archive's end by design.
+    let follows_archive = data.join("standby.signal").exists();
+    if control_file(ctx, PAUSE_FILE).exists() {
+        resume(ctx)?;
     }
     let stop = control_file(ctx, STOP_FILE);
     ctx.changes
@@ -295,58 +316,147 @@ pub fn boot(ctx: &mut Context, wait: u64) -> Result<()> {
         .as_ref()
         .map(|b| b.join("pg_ctl"))
         .unwrap_or_else(|| PathBuf::from("pg_ctl"));
-    let cmd = format!("{} -D {} -w promote", pg_ctl.display(), data.display());
+    // -W: the promotion finishes only after the archive is replayed; boot watches it below
+    // rather than letting pg_ctl give up after its own timeout.
+    let cmd = format!(
+        "{} -D {} -W promote",
+        walmgr_core::shell::quote(&pg_ctl.to_string_lossy()),
+        walmgr_core::shell::quote(&data.to_string_lossy())
+    );
     let as_owner = if unsafe { libc::geteuid() } == 0 {
         format!("runuser -u {} -- {cmd}", owner(&data))
     } else {
         cmd
     };
     ctx.run_shell("promote", &as_owner)?;
+
+    let opened = if ctx.changes.is_dry_run() {
+        None
+    } else {
+        Some(watch_promotion(ctx, &data)?)
+    };
+    // A booted server restarts from nothing in the archive: its restartpoint no longer
+    // holds WAL back from purging. Kept until now, as replay needed it until the end.
+    let restart = control_file(ctx, super::slave_side::RESTARTPOINT_FILE);
+    if restart.exists() {
+        ctx.changes
+            .apply(format!("remove {}", restart.display()), || {
+                fs::remove_file(&restart).map_err(|e| Error::io("remove", &restart, e))
+            })?;
+    }
+    let Some(opened) = opened else {
+        return Ok(());
+    };
+    ctx.log.info(&format!(
+        "booted: {} opened for writes at {} on timeline {}",
+        data.display(),
+        opened.lsn.map_or("?".to_string(), |l| l.to_string()),
+        opened.timeline
+    ));
+    if let (true, Some(lsn), Some(reach)) = (follows_archive, opened.lsn, archive_reach(ctx)) {
+        if lsn < reach.start {
+            return Err(CliError::failed(format!(
+                "the standby opened at {lsn}, but the archive holds {} (from {}): replay \
+                 stopped before it; the standby's server log says why",
+                reach.segment, reach.start
+            )));
+        }
+    }
     Ok(())
+}
+
+/// Where a promoted standby opened: its new timeline and the LSN that timeline starts at.
+struct Opened {
+    timeline: u32,
+    lsn: Option<Lsn>,
+}
+
+/// Waits until the server has left recovery, reporting replay progress every few seconds.
+/// A server that stops running ends the wait with an error; nothing else does.
+fn watch_promotion(ctx: &Context, data: &Path) -> Result<Opened> {
+    const REPORT_EVERY: Duration = Duration::from_secs(5);
+    let mut last_report = Instant::now();
+    loop {
+        if standby_conn::running(data).is_none() {
+            return Err(CliError::failed(format!(
+                "the server on {} stopped while it was being booted: its log says why",
+                data.display()
+            )));
+        }
+        // Before the standby is consistent it accepts no connection; that is progress too.
+        let state = standby_conn::try_connect(data).and_then(|mut c| {
+            c.query_one(
+                "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text, \
+                 pg_walfile_name(CASE WHEN pg_is_in_recovery() THEN NULL \
+                                      ELSE pg_current_wal_lsn() END)",
+                &[],
+            )
+            .ok()
+        });
+        match state {
+            Some(row) if !row.get::<_, bool>(0) => {
+                let file: String = row.get(2);
+                let timeline = u32::from_str_radix(&file[..8.min(file.len())], 16).unwrap_or(0);
+                return Ok(Opened {
+                    timeline,
+                    lsn: timeline_start(data, timeline),
+                });
+            }
+            state if last_report.elapsed() >= REPORT_EVERY => {
+                let replayed = state.and_then(|row| row.get::<_, Option<String>>(1));
+                let reach = archive_reach(ctx)
+                    .map(|r| format!(", the archive reaches {}", r.end))
+                    .unwrap_or_default();
+                ctx.log.info(&format!(
+                    "replaying what the archive holds before opening: at {}{reach}",
+                    replayed.as_deref().unwrap_or("(not yet consistent)")
+                ));
+                last_report = Instant::now();
+            }
+            _ => {}
+        }
+        sleep(Duration::from_millis(200));
+    }
+}
+
+/// The LSN at which `timeline` branched off, from its history file in pg_wal: the end of
+/// what recovery replayed.
+fn timeline_start(data: &Path, timeline: u32) -> Option<Lsn> {
+    let history = fs::read_to_string(data.join(format!("pg_wal/{timeline:08X}.history"))).ok()?;
+    let last = history
+        .lines()
+        .rfind(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))?;
+    last.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The newest complete segment in the archive.
+struct ArchiveReach {
+    segment: SegmentName,
+    start: Lsn,
+    end: Lsn,
+}
+
+fn archive_reach(ctx: &Context) -> Option<ArchiveReach> {
+    let dir = &ctx.config.completed_wals;
+    let seg_size = backup_catalog::segment_size_in(dir)?;
+    let newest = fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(
+            |e| match WalFileName::parse(&e.file_name().to_string_lossy()) {
+                Ok(WalFileName::Segment(s)) => Some(s),
+                _ => None,
+            },
+        )
+        .max_by_key(|s| (s.segno(seg_size), s.tli))?;
+    let start = newest.start_lsn(seg_size);
+    Some(ArchiveReach {
+        segment: newest,
+        start: Lsn(start),
+        end: Lsn(start + u64::from(seg_size)),
+    })
 }
 
 fn owner(path: &Path) -> String {
     standby_conn::owner_name(path).unwrap_or_else(|| "postgres".into())
-}
-
-/// Waits until the standby has started replaying the newest archived segment and its
-/// replay position stops moving, or `limit` passes (then boots with what it has).
-fn wait_for_archive_replay(ctx: &Context, data: &Path, limit: Duration) {
-    let Some(seg_size) = backup_catalog::segment_size_in(&ctx.config.completed_wals) else {
-        return;
-    };
-    let newest = fs::read_dir(&ctx.config.completed_wals)
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .filter_map(
-                    |e| match WalFileName::parse(&e.file_name().to_string_lossy()) {
-                        Ok(WalFileName::Segment(s)) => Some(s),
-                        _ => None,
-                    },
-                )
-                .max_by_key(|s| (s.tli, s.segno(seg_size)))
-        })
-        .ok()
-        .flatten();
-    let Some(newest) = newest else { return };
-    let needed = newest.start_lsn(seg_size);
-    let deadline = Instant::now() + limit;
-    let mut last = None;
-    while Instant::now() < deadline {
-        let replayed = standby_conn::try_connect(data).and_then(|mut c| {
-            c.query_one("SELECT (pg_last_wal_replay_lsn() - '0/0')::bigint", &[])
-                .ok()
-                .and_then(|r| r.get::<_, Option<i64>>(0))
-        });
-        if let Some(lsn) = replayed {
-            // Strictly past the start: a replayed segment switch already points at it.
-            if lsn as u64 > needed && last == Some(lsn) {
-                return;
-            }
-            last = Some(lsn);
-        }
-        sleep(Duration::from_millis(500));
-    }
-    ctx.log
-        .warning("the standby did not replay the whole archive in time; booting with what it has");
 }

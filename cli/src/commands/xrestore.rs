@@ -22,17 +22,24 @@ pub fn run(ctx: &mut Context, srcname: &str, dstpath: &Path, last: Option<&str>)
         if last != "000000000000000000000000" {
             let last = WalFileName::parse(last)?;
             let dir = ctx.config.completed_wals.clone();
-            super::slave_side::record_restartpoint(ctx, &dir, &last)?;
+            // The restartpoint only protects WAL from a later purge. Refusing the segment
+            // because it could not be recorded (read-only copy, full disk, a purge holding
+            // the file) would stall replay, or, while `boot` promotes, end recovery short.
+            if let Err(e) = super::slave_side::record_restartpoint(ctx, &dir, &last) {
+                ctx.log.warning(&format!(
+                    "restartpoint {last} not recorded ({e}); handing out {name} anyway"
+                ));
+            }
         }
     }
-    // `walmgr boot` and `walmgr pause` speak to recovery through these files.
-    for (control, why) in [
-        (STOP_FILE, "recovery is being ended (walmgr boot)"),
-        (PAUSE_FILE, "replay is paused (walmgr pause)"),
-    ] {
-        if ctx.config.completed_wals.join(control).exists() {
-            return Err(CliError::Declined(format!("{name} not handed out: {why}")));
-        }
+    // `walmgr pause` holds replay back through PAUSE. STOP (written by `walmgr boot`) does
+    // not hold anything back: recovery ends at the first name the archive lacks, so every
+    // complete file it has is still handed out, and PostgreSQL promotes only after them.
+    let completed_wals = &ctx.config.completed_wals;
+    if completed_wals.join(PAUSE_FILE).exists() && !completed_wals.join(STOP_FILE).exists() {
+        return Err(CliError::Declined(format!(
+            "{name} not handed out: replay is paused (walmgr pause)"
+        )));
     }
     let store = ArchiveStore::new(&ctx.config.completed_wals);
     let what = format!(
