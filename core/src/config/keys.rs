@@ -1,4 +1,11 @@
-//! The key table: every key a walmgr config may set, and how its value is typed.
+//! The key table: every key a walmgr config may set, how its value is typed, and the
+//! `Config` field it fills, each declared once.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use super::{Role, Typed};
+use crate::error::{Error, Origin, Result};
 
 /// How a key's text is turned into a typed value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,46 +33,151 @@ impl Kind {
     }
 }
 
-/// walmgr3's manual keys (master, then slave), then the additions of SPEC.md.
-pub(super) const KEYS: &[(&str, Kind)] = &[
-    ("job_name", Kind::Text),
-    ("logfile", Kind::Path),
-    ("pidfile", Kind::Path),
-    ("use_skylog", Kind::Bool),
-    ("master_db", Kind::Text),
-    ("master_data", Kind::Path),
-    ("master_config", Kind::Path),
-    ("master_bin", Kind::Path),
-    ("master_restart_cmd", Kind::Text),
-    ("slave", Kind::Text),
-    ("slave_config", Kind::Path),
-    ("walmgr_data", Kind::Path),
-    ("completed_wals", Kind::Path),
-    ("partial_wals", Kind::Path),
-    ("full_backup", Kind::Path),
-    ("config_backup", Kind::Path),
-    ("loop_delay", Kind::Seconds),
-    ("use_xlog_functions", Kind::Bool),
-    ("compression", Kind::Bool),
-    ("keep_symlinks", Kind::Bool),
-    ("hot_standby", Kind::Bool),
-    ("command_interval", Kind::Seconds),
-    ("periodic_command", Kind::Text),
-    ("slave_data", Kind::Path),
-    ("slave_bin", Kind::Path),
-    ("slave_stop_cmd", Kind::Text),
-    ("slave_start_cmd", Kind::Text),
-    ("slave_config_dir", Kind::Path),
-    ("slave_pg_xlog", Kind::Path),
-    ("backup_datadir", Kind::Bool),
-    ("keep_backups", Kind::Count),
-    ("archive_command", Kind::Text),
-    ("primary_conninfo", Kind::Text),
-    ("ssh_identity", Kind::Path),
-    ("ssh_known_hosts", Kind::Path),
-    // A path on the slave host, so `~` must be left for the slave's shell.
-    ("slave_walmgr", Kind::Text),
-];
+/// Declares every config key once, in one line: its name (which is also the name of its
+/// `Config` field), its [`Kind`], the field's type, and what an unset key leaves there.
+/// From that table it generates [`KEYS`], the [`Config`] struct and [`Values`], which carries
+/// each typed value from the parser to its field, so a key cannot be read and then dropped.
+///
+/// The part after the type says what an unset (or empty) key means:
+/// - nothing: the field is an `Option` and stays `None`;
+/// - `= literal`: the field takes that default;
+/// - `= derived`: `Config::build` computes a default from other keys, and must have set one
+///   by the time the field is filled.
+macro_rules! config_keys {
+    (@value Text) => { String };
+    (@value Path) => { PathBuf };
+    (@value Bool) => { bool };
+    (@value Seconds) => { f64 };
+    (@value Count) => { u32 };
+
+    (@field $value:expr, $source:expr, $name:ident, $kind:ident) => { $value };
+    (@field $value:expr, $source:expr, $name:ident, $kind:ident, derived) => {
+        match $value {
+            Some(value) => value,
+            None => return Err(Error::config(
+                Origin::File($source),
+                Some(stringify!($name)),
+                "not set",
+            )),
+        }
+    };
+    (@field $value:expr, $source:expr, $name:ident, Text, $default:literal) => {
+        $value.unwrap_or_else(|| String::from($default))
+    };
+    (@field $value:expr, $source:expr, $name:ident, $kind:ident, $default:literal) => {
+        $value.unwrap_or($default)
+    };
+
+    ($(
+        $(#[doc = $doc:literal])*
+        $name:ident: $kind:ident => $ty:ty $(= $default:tt)?,
+    )*) => {
+        /// Every key a config may set, in the order of the table, with how its value is typed.
+        pub(super) const KEYS: &[(&str, Kind)] = &[$((stringify!($name), Kind::$kind)),*];
+
+        /// A loaded config. Keys are those of walmgr3's manual plus SPEC.md's additions; an
+        /// empty value means the same as leaving the key out, as it did in walmgr3.
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct Config {
+            pub source: PathBuf,
+            /// Master iff `master_data` is set.
+            pub role: Role,
+            $($(#[doc = $doc])* pub $name: $ty,)*
+            pub(super) origins: BTreeMap<String, Origin>,
+        }
+
+        /// Each key's value as the file or `--set` gave it, typed; `None` when unset or
+        /// empty. `Config::build` fills in the derived defaults here before it becomes a
+        /// `Config`.
+        pub(super) struct Values {
+            $(pub(super) $name: Option<config_keys!(@value $kind)>,)*
+        }
+
+        impl Values {
+            /// Takes every key of the table out of `typed`.
+            pub(super) fn take(mut typed: BTreeMap<&'static str, Typed>) -> Values {
+                Values {
+                    $($name: match typed.remove(stringify!($name)) {
+                        Some(Typed::$kind(value)) => Some(value),
+                        // Unreachable: to_typed pairs each Kind with its own Typed variant.
+                        _ => None,
+                    },)*
+                }
+            }
+
+            /// Each field from its key, with the table's defaults.
+            pub(super) fn into_config(
+                self,
+                source: PathBuf,
+                role: Role,
+                origins: BTreeMap<String, Origin>,
+            ) -> Result<Config> {
+                Ok(Config {
+                    $($name: config_keys!(
+                        @field self.$name, source.clone(), $name, $kind $(, $default)?
+                    ),)*
+                    source,
+                    role,
+                    origins,
+                })
+            }
+        }
+    };
+}
+
+// walmgr3's manual keys (master, then slave), then the additions of SPEC.md.
+config_keys! {
+    /// skytools' default applies when unset: the config file's name without extension.
+    job_name: Text => Option<String>,
+    logfile: Path => Option<PathBuf>,
+    pidfile: Path => Option<PathBuf>,
+    use_skylog: Bool => bool = false,
+
+    master_db: Text => Option<String>,
+    master_data: Path => Option<PathBuf>,
+    master_config: Path => Option<PathBuf>,
+    master_bin: Path => Option<PathBuf>,
+    master_restart_cmd: Text => Option<String>,
+    /// `host`, `user@host` or `user@host:port`; None means the slave directories are local.
+    slave: Text => Option<String>,
+    slave_config: Path => Option<PathBuf>,
+
+    walmgr_data: Path => Option<PathBuf>,
+    /// Default `${walmgr_data}/logs.complete`.
+    completed_wals: Path => PathBuf = derived,
+    /// Default `${walmgr_data}/logs.partial`.
+    partial_wals: Path => PathBuf = derived,
+    /// Default `${walmgr_data}/data.master`.
+    full_backup: Path => PathBuf = derived,
+    /// Default `${walmgr_data}/config.backup` when walmgr_data is set.
+    config_backup: Path => Option<PathBuf>,
+
+    loop_delay: Seconds => f64 = 10.0,
+    use_xlog_functions: Bool => bool = false,
+    compression: Bool => bool = false,
+    keep_symlinks: Bool => bool = true,
+    hot_standby: Bool => bool = false,
+    command_interval: Seconds => Option<f64>,
+    periodic_command: Text => Option<String>,
+
+    slave_data: Path => Option<PathBuf>,
+    slave_bin: Path => Option<PathBuf>,
+    slave_stop_cmd: Text => Option<String>,
+    slave_start_cmd: Text => Option<String>,
+    slave_config_dir: Path => Option<PathBuf>,
+    slave_pg_xlog: Path => Option<PathBuf>,
+    backup_datadir: Bool => bool = true,
+    keep_backups: Count => u32 = 0,
+    archive_command: Text => Option<String>,
+    primary_conninfo: Text => Option<String>,
+
+    ssh_identity: Path => Option<PathBuf>,
+    /// Default `~/.ssh/known_hosts`.
+    ssh_known_hosts: Path => PathBuf = derived,
+    // Text, not Path: a path on the slave host, where `~` is for the slave's shell to expand.
+    /// Path of walmgr on the slave; default `walmgr` (found through the slave's PATH).
+    slave_walmgr: Text => String = "walmgr",
+}
 
 /// Names skytools' config class predefined for interpolation. A walmgr3 `.ini` file may
 /// set them too (they are plain variables there), so the ini reader tolerates them even

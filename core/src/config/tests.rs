@@ -708,3 +708,41 @@ fn additions() {
     assert_eq!(c.ssh_known_hosts, PathBuf::from("/etc/kh"));
     assert_eq!(c.slave_walmgr, "/usr/local/bin/walmgr");
 }
+
+/// A key in the table that the loader forgot would parse without complaint and configure
+/// nothing. Each key is set to two different values in an otherwise equal file: if the two
+/// loaded configs are equal, the value never reached `Config`.
+#[test]
+fn every_key_in_the_table_reaches_config() {
+    // The minimum a config must set; the key under test replaces its line if it is one of them.
+    let base = [
+        ("completed_wals", "\"/c\""),
+        ("partial_wals", "\"/p\""),
+        ("full_backup", "\"/f\""),
+    ];
+    let file_setting = |key: &str, value: &str| {
+        let mut text = format!("[walmgr]\n{key} = {value}\n");
+        for (k, v) in base.iter().filter(|(k, _)| *k != key) {
+            text.push_str(&format!("{k} = {v}\n"));
+        }
+        text
+    };
+    for &(key, kind) in keys::KEYS {
+        let (one, other) = match kind {
+            Kind::Text => ("\"one\"", "\"other\""),
+            Kind::Path => ("\"/one\"", "\"/other\""),
+            Kind::Bool => ("true", "false"),
+            Kind::Seconds => ("1.5", "2"),
+            Kind::Count => ("1", "2"),
+        };
+        let load = |value| {
+            toml(&file_setting(key, value))
+                .unwrap_or_else(|e| panic!("{key} = {value} does not load: {e}"))
+        };
+        assert_ne!(
+            values_only(&load(one)),
+            values_only(&load(other)),
+            "{key} = {one} and {key} = {other} load the same config: {key} is not loaded"
+        );
+    }
+}

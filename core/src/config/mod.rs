@@ -20,6 +20,9 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Origin, Result};
 use keys::Kind;
 
+// Config and its fields are generated from the key table in keys.rs, one line per key.
+pub use keys::Config;
+
 pub use sample::{MANUAL_MASTER_INI, MANUAL_SLAVE_INI};
 
 /// Which end of the shipping a config file is for.
@@ -46,67 +49,6 @@ impl Format {
             _ => Format::Ini,
         }
     }
-}
-
-/// A loaded config. Keys are those of walmgr3's manual plus SPEC.md's additions; an
-/// empty value means the same as leaving the key out, as it did in walmgr3.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Config {
-    pub source: PathBuf,
-    /// Master iff `master_data` is set.
-    pub role: Role,
-
-    /// skytools' default applies when unset: the config file's name without extension.
-    pub job_name: Option<String>,
-    pub logfile: Option<PathBuf>,
-    pub pidfile: Option<PathBuf>,
-    pub use_skylog: bool,
-
-    pub master_db: Option<String>,
-    pub master_data: Option<PathBuf>,
-    pub master_config: Option<PathBuf>,
-    pub master_bin: Option<PathBuf>,
-    pub master_restart_cmd: Option<String>,
-    /// `host`, `user@host` or `user@host:port`; None means the slave directories are local.
-    pub slave: Option<String>,
-    pub slave_config: Option<PathBuf>,
-
-    pub walmgr_data: Option<PathBuf>,
-    /// Default `${walmgr_data}/logs.complete`.
-    pub completed_wals: PathBuf,
-    /// Default `${walmgr_data}/logs.partial`.
-    pub partial_wals: PathBuf,
-    /// Default `${walmgr_data}/data.master`.
-    pub full_backup: PathBuf,
-    /// Default `${walmgr_data}/config.backup` when walmgr_data is set.
-    pub config_backup: Option<PathBuf>,
-
-    pub loop_delay: f64,
-    pub use_xlog_functions: bool,
-    pub compression: bool,
-    pub keep_symlinks: bool,
-    pub hot_standby: bool,
-    pub command_interval: Option<f64>,
-    pub periodic_command: Option<String>,
-
-    pub slave_data: Option<PathBuf>,
-    pub slave_bin: Option<PathBuf>,
-    pub slave_stop_cmd: Option<String>,
-    pub slave_start_cmd: Option<String>,
-    pub slave_config_dir: Option<PathBuf>,
-    pub slave_pg_xlog: Option<PathBuf>,
-    pub backup_datadir: bool,
-    pub keep_backups: u32,
-    pub archive_command: Option<String>,
-    pub primary_conninfo: Option<String>,
-
-    pub ssh_identity: Option<PathBuf>,
-    /// Default `~/.ssh/known_hosts`.
-    pub ssh_known_hosts: PathBuf,
-    /// Path of walmgr on the slave; default `walmgr` (found through the slave's PATH).
-    pub slave_walmgr: String,
-
-    origins: BTreeMap<String, Origin>,
 }
 
 /// A value as written, before references are expanded and before typing.
@@ -202,92 +144,55 @@ impl Config {
         Config::build(typed, origins, source)
     }
 
+    /// Turns the typed keys into a `Config`. The table in `keys.rs` carries every key to its
+    /// field; what is written here is only what walmgr3 derived from the keys.
     fn build(
-        mut typed: BTreeMap<&'static str, Typed>,
+        typed: BTreeMap<&'static str, Typed>,
         origins: BTreeMap<String, Origin>,
         source: &Path,
     ) -> Result<Config> {
-        let mut text = |k: &str| match typed.remove(k) {
-            Some(Typed::Text(s)) => Some(s),
-            _ => None,
-        };
-        let job_name = text("job_name").or_else(|| Some(interpolate::job_name_default(source)));
-        let master_db = text("master_db");
-        let master_restart_cmd = text("master_restart_cmd");
-        let slave = text("slave");
-        let periodic_command = text("periodic_command");
-        let slave_stop_cmd = text("slave_stop_cmd");
-        let slave_start_cmd = text("slave_start_cmd");
-        let archive_command = text("archive_command");
-        let primary_conninfo = text("primary_conninfo");
-        let slave_walmgr = text("slave_walmgr").unwrap_or_else(|| "walmgr".to_owned());
+        let mut v = keys::Values::take(typed);
 
-        let mut path = |k: &str| match typed.remove(k) {
-            Some(Typed::Path(p)) => Some(p),
-            _ => None,
-        };
-        let walmgr_data = path("walmgr_data");
-        let slave_dir = |p: Option<PathBuf>| p.map(|p| strip_slave_prefix(p, slave.as_deref()));
-        let completed_wals = slave_dir(path("completed_wals"));
-        let partial_wals = slave_dir(path("partial_wals"));
-        let full_backup = slave_dir(path("full_backup"));
-        let config_backup = slave_dir(path("config_backup"));
-        let logfile = path("logfile");
-        let pidfile = path("pidfile");
-        let master_data = path("master_data");
-        let master_config = path("master_config");
-        let master_bin = path("master_bin");
-        let slave_config = path("slave_config");
-        let slave_data = path("slave_data");
-        let slave_bin = path("slave_bin");
-        let slave_config_dir = path("slave_config_dir");
-        let slave_pg_xlog = path("slave_pg_xlog");
-        let ssh_identity = path("ssh_identity");
-        let ssh_known_hosts = path("ssh_known_hosts");
+        // skytools' default: the config file's name without extension.
+        v.job_name = v
+            .job_name
+            .or_else(|| Some(interpolate::job_name_default(source)));
 
-        let mut flag = |k: &str, default: bool| match typed.remove(k) {
-            Some(Typed::Bool(b)) => b,
-            _ => default,
-        };
-        let use_skylog = flag("use_skylog", false);
-        let use_xlog_functions = flag("use_xlog_functions", false);
-        let compression = flag("compression", false);
-        let keep_symlinks = flag("keep_symlinks", true);
-        let hot_standby = flag("hot_standby", false);
-        let backup_datadir = flag("backup_datadir", true);
+        // Slave directories may be in walmgr3's rsync notation (see strip_slave_prefix);
+        // this happens before the defaults, which are never written that way.
+        let slave = v.slave.as_deref();
+        for dir in [
+            &mut v.completed_wals,
+            &mut v.partial_wals,
+            &mut v.full_backup,
+            &mut v.config_backup,
+        ] {
+            *dir = dir.take().map(|p| strip_slave_prefix(p, slave));
+        }
 
-        let mut seconds = |k: &str| match typed.remove(k) {
-            Some(Typed::Seconds(s)) => Some(s),
-            _ => None,
-        };
-        let loop_delay = seconds("loop_delay").unwrap_or(10.0);
-        let command_interval = seconds("command_interval");
-        let keep_backups = match typed.remove("keep_backups") {
-            Some(Typed::Count(n)) => n,
-            _ => 0,
-        };
-
-        let default_dir = |p: Option<PathBuf>, name: &str| {
-            p.or_else(|| walmgr_data.as_ref().map(|d| d.join(name)))
-        };
-        let completed_wals = default_dir(completed_wals, "logs.complete");
-        let partial_wals = default_dir(partial_wals, "logs.partial");
-        let full_backup = default_dir(full_backup, "data.master");
-        let config_backup = default_dir(config_backup, "config.backup");
-        let (Some(completed_wals), Some(partial_wals), Some(full_backup)) = (
-            completed_wals.clone(),
-            partial_wals.clone(),
-            full_backup.clone(),
-        ) else {
-            let unset: Vec<&str> = [
-                ("completed_wals", &completed_wals),
-                ("partial_wals", &partial_wals),
-                ("full_backup", &full_backup),
-            ]
-            .iter()
-            .filter(|(_, p)| p.is_none())
-            .map(|(k, _)| *k)
-            .collect();
+        // walmgr3's layout under walmgr_data, for the directories not set one by one.
+        for (dir, name) in [
+            (&mut v.completed_wals, "logs.complete"),
+            (&mut v.partial_wals, "logs.partial"),
+            (&mut v.full_backup, "data.master"),
+            (&mut v.config_backup, "config.backup"),
+        ] {
+            if dir.is_none() {
+                *dir = v.walmgr_data.as_ref().map(|d| d.join(name));
+            }
+        }
+        // Config holds these three as plain paths: a config that names none of them, nor
+        // walmgr_data, does not load.
+        let unset: Vec<&str> = [
+            ("completed_wals", &v.completed_wals),
+            ("partial_wals", &v.partial_wals),
+            ("full_backup", &v.full_backup),
+        ]
+        .iter()
+        .filter(|(_, p)| p.is_none())
+        .map(|(k, _)| *k)
+        .collect();
+        if !unset.is_empty() {
             return Err(Error::config(
                 Origin::File(source.to_path_buf()),
                 Some("walmgr_data"),
@@ -297,59 +202,22 @@ impl Config {
                     unset.join(", ")
                 ),
             ));
+        }
+
+        if v.ssh_known_hosts.is_none() {
+            v.ssh_known_hosts = Some(match system::home_dir() {
+                Some(home) => home.join(".ssh/known_hosts"),
+                // Left unexpanded so that whoever opens it reports a path the user recognises.
+                None => PathBuf::from("~/.ssh/known_hosts"),
+            });
+        }
+
+        let role = if v.master_data.is_some() {
+            Role::Master
+        } else {
+            Role::Slave
         };
-
-        let ssh_known_hosts = ssh_known_hosts.unwrap_or_else(|| match system::home_dir() {
-            Some(home) => home.join(".ssh/known_hosts"),
-            // Left unexpanded so that whoever opens it reports a path the user recognises.
-            None => PathBuf::from("~/.ssh/known_hosts"),
-        });
-
-        Ok(Config {
-            source: source.to_path_buf(),
-            role: if master_data.is_some() {
-                Role::Master
-            } else {
-                Role::Slave
-            },
-            job_name,
-            logfile,
-            pidfile,
-            use_skylog,
-            master_db,
-            master_data,
-            master_config,
-            master_bin,
-            master_restart_cmd,
-            slave,
-            slave_config,
-            walmgr_data,
-            completed_wals,
-            partial_wals,
-            full_backup,
-            config_backup,
-            loop_delay,
-            use_xlog_functions,
-            compression,
-            keep_symlinks,
-            hot_standby,
-            command_interval,
-            periodic_command,
-            slave_data,
-            slave_bin,
-            slave_stop_cmd,
-            slave_start_cmd,
-            slave_config_dir,
-            slave_pg_xlog,
-            backup_datadir,
-            keep_backups,
-            archive_command,
-            primary_conninfo,
-            ssh_identity,
-            ssh_known_hosts,
-            slave_walmgr,
-            origins,
-        })
+        v.into_config(source.to_path_buf(), role, origins)
     }
 
     /// Where `key` was set: its line, `--set`, or just the file when it was not set.
