@@ -4,13 +4,17 @@ mod args;
 mod commands;
 mod db;
 mod error;
-mod log;
+mod logging;
+mod server;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use walmgr_core::changes::Changes;
 use walmgr_core::config::{self, Config};
+use walmgr_core::setup::quick_start;
+use walmgr_core::standby::recovery::Target;
+use walmgr_core::Error;
 
 use args::{Cli, Command};
 use commands::Context;
@@ -18,21 +22,21 @@ use error::{CliError, Result};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let mut log = log::Log::new(cli.quiet, cli.verbose);
-    match run(cli, &mut log) {
+    let logfile = logging::init(cli.quiet, cli.verbose);
+    match run(cli, &logfile) {
         Ok(()) => ExitCode::SUCCESS,
         Err(CliError::Declined(why)) => {
-            log.debug(&why);
+            tracing::debug!("{why}");
             ExitCode::from(1)
         }
         Err(e) => {
-            log.error(&e.to_string());
-            ExitCode::from(1)
+            tracing::error!("{e}");
+            e.exit_code()
         }
     }
 }
 
-fn run(cli: Cli, log: &mut log::Log) -> Result<()> {
+fn run(cli: Cli, logfile: &logging::LogFile) -> Result<()> {
     if cli.ini {
         print!(
             "{}\n{}",
@@ -49,9 +53,11 @@ fn run(cli: Cli, log: &mut log::Log) -> Result<()> {
             || cli.ssh_remove_key.is_some())
     {
         let mut changes = Changes::new(cli.not_really);
-        let result = commands::init::run(&init_options(&cli), &mut changes, log);
+        let walmgr = this_walmgr()?;
+        let result = quick_start::run(&quick_start_options(&cli), &walmgr, &mut changes);
         print_dry_run(&changes);
-        return result;
+        result?.iter().for_each(|line| println!("{line}"));
+        return Ok(());
     }
     let (Some(config_path), Some(command)) = (cli.config, cli.command) else {
         usage_exit(
@@ -61,10 +67,11 @@ fn run(cli: Cli, log: &mut log::Log) -> Result<()> {
     };
     let overrides = config::parse_overrides(&cli.set)?;
     let config = Config::load(&config_path, &overrides)?;
-    log.also_to_file(config.logfile.clone(), config.job_name.as_deref());
+    if let Some(path) = &config.logfile {
+        logfile.open(path, config.job_name.as_deref().unwrap_or("walmgr"));
+    }
     let mut ctx = Context {
         config,
-        log: std::mem::replace(log, log::Log::new(cli.quiet, cli.verbose)),
         changes: Changes::new(cli.not_really),
     };
     let result = match &command {
@@ -72,8 +79,8 @@ fn run(cli: Cli, log: &mut log::Log) -> Result<()> {
         Command::Stop { wait, drop_waiting } => {
             commands::master::stop(&mut ctx, *wait, *drop_waiting)
         }
-        Command::Backup => commands::backup::run(&mut ctx),
-        Command::Listbackups => commands::slave_side::listbackups(&mut ctx),
+        Command::Backup => commands::backup::run(&mut ctx, cli.quiet),
+        Command::Listbackups => commands::backups::listbackups(&mut ctx),
         Command::Restore {
             src,
             dst,
@@ -82,7 +89,6 @@ fn run(cli: Cli, log: &mut log::Log) -> Result<()> {
             target_xid,
             target_name,
         } => {
-            use walmgr_core::recovery::Target;
             let target = target_time
                 .clone()
                 .map(Target::Time)
@@ -91,15 +97,15 @@ fn run(cli: Cli, log: &mut log::Log) -> Result<()> {
                 .or_else(|| target_name.clone().map(Target::Name));
             commands::standby::restore(&mut ctx, src.as_deref(), dst.as_deref(), target)
         }
-        Command::Cleanup => commands::cleanup::run(&mut ctx),
+        Command::Cleanup => commands::standby::cleanup(&mut ctx),
         Command::Status { json } => commands::status::run(&mut ctx, *json),
         Command::Boot => commands::standby::boot(&mut ctx),
         Command::Pause => commands::standby::pause(&mut ctx),
         Command::Continue => commands::standby::resume(&mut ctx),
-        Command::Xlock => commands::slave_side::xlock(&mut ctx),
-        Command::Xrelease => commands::slave_side::xrelease(&mut ctx),
-        Command::Xrotate => commands::slave_side::xrotate(&mut ctx),
-        Command::Xpurgewals { last } => commands::slave_side::xpurgewals(&mut ctx, last.as_deref()),
+        Command::Xlock => commands::backups::xlock(&mut ctx),
+        Command::Xrelease => commands::backups::xrelease(&mut ctx),
+        Command::Xrotate => commands::backups::xrotate(&mut ctx),
+        Command::Xpurgewals { last } => commands::backups::xpurgewals(&mut ctx, last.as_deref()),
         Command::Xserve => commands::xserve::run(&mut ctx),
         Command::Xarchive { srcpath, srcname } => {
             commands::xarchive::run(&mut ctx, srcpath, srcname)
@@ -111,13 +117,18 @@ fn run(cli: Cli, log: &mut log::Log) -> Result<()> {
         } => commands::xrestore::run(&mut ctx, srcname, dstpath, last.as_deref()),
     };
     print_dry_run(&ctx.changes);
-    ctx.log.debug(&format!("{} done", command.name()));
-    *log = ctx.log;
+    tracing::debug!("{} done", command.name());
     result
 }
 
-fn init_options(cli: &Cli) -> commands::init::Options {
-    commands::init::Options {
+/// This binary's path: restore_command, the configs --init writes and the forced command
+/// of the master's key all run it.
+fn this_walmgr() -> Result<std::path::PathBuf> {
+    Ok(std::env::current_exe().map_err(|e| Error::io("find", "the walmgr executable", e))?)
+}
+
+fn quick_start_options(cli: &Cli) -> quick_start::Options {
+    quick_start::Options {
         init_master: cli.init_master,
         init_slave: cli.init_slave,
         config_dir: cli.config_dir.clone(),

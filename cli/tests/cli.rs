@@ -289,7 +289,7 @@ fn xserve_refuses_any_other_command_the_key_asks_for() {
 fn walmgr_with_read_only(read_only: &Path, args: &[&str]) -> Output {
     let script = format!(
         "mount --bind -o ro {0} {0} && exec \"$@\"",
-        walmgr_core::shell::quote(s(read_only))
+        walmgr_core::os::shell::quote(s(read_only))
     );
     Command::new("unshare")
         .args([

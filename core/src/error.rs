@@ -60,6 +60,38 @@ pub enum Error {
     #[error("{peer}: {message}")]
     Remote { peer: String, message: String },
 
+    /// The peer's bytes do not follow walmgr's wire protocol (or a request names something
+    /// the protocol does not allow).
+    #[error("{peer}: protocol error: {message}")]
+    Protocol { peer: String, message: String },
+
+    /// BACKUPLOCK is held by a live process.
+    #[error("another backup is running: {holder} holds {} (wait for it, or run `walmgr CONFIG xrelease` if it is gone)", path.display())]
+    LockBusy { holder: String, path: PathBuf },
+
+    /// What PostgreSQL said (message, detail and hint) when `context` ran.
+    #[error("{context}: {message}")]
+    Server {
+        context: String,
+        message: String,
+        /// The server's SQLSTATE, when it answered at all.
+        sqlstate: Option<String>,
+    },
+
+    /// A command from the config (or one walmgr runs, such as pg_ctl) failed.
+    #[error("{what} ({command:?}) failed with {status}")]
+    CommandFailed {
+        what: String,
+        command: String,
+        status: String,
+    },
+
+    /// The request is fine, but the state of things forbids it now: a server still runs
+    /// where restore would write, no backup set to restore, a standby not in recovery.
+    #[error("{0}")]
+    Refused(String),
+
+    /// Wrong arguments or options: the caller must change the command line.
     #[error("{0}")]
     Usage(String),
 }
@@ -99,6 +131,25 @@ impl Error {
         Error::Remote {
             peer: peer.into(),
             message: message.into(),
+        }
+    }
+
+    pub fn protocol(peer: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Protocol {
+            peer: peer.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn refused(message: impl fmt::Display) -> Self {
+        Error::Refused(message.to_string())
+    }
+
+    pub fn server(context: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Server {
+            context: context.into(),
+            message: message.into(),
+            sqlstate: None,
         }
     }
 

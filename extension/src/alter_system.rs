@@ -8,7 +8,7 @@ use std::ffi::CString;
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;
-use walmgr_core::server_settings::{Server, SettingChange};
+use walmgr_core::setup::server_settings::{Server, SettingChange};
 
 pub fn apply(change: &SettingChange) -> Result<(), String> {
     let sql = CString::new(change.to_sql()).map_err(|_| format!("NUL byte in {}", change.name))?;

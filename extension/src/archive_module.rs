@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use pgrx::prelude::*;
 use walmgr_core::changes::Changes;
 use walmgr_core::config::{Config, Role};
-use walmgr_core::transport::{self, Transport};
-use walmgr_core::wal_name::WalFileName;
+use walmgr_core::remote::{self, Transport};
+use walmgr_core::wal::name::WalFileName;
 
 use crate::{settings, status};
 
@@ -74,7 +74,7 @@ fn with_transport<T>(
                     path.display()
                 ));
             }
-            let transport = transport::for_master(&config).map_err(|e| e.to_string())?;
+            let transport = remote::for_master(&config).map_err(|e| e.to_string())?;
             *loaded = Some(Loaded { key, transport });
         }
         match loaded.as_mut() {

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use pgrx::prelude::*;
 use walmgr_core::changes::Changes;
 use walmgr_core::config::{Config, Role};
-use walmgr_core::server_settings::{self, Plan};
-use walmgr_core::transport;
+use walmgr_core::remote;
+use walmgr_core::setup::server_settings::{self, Plan};
 use walmgr_core::Error;
 
 use crate::{alter_system, settings};
@@ -42,7 +42,7 @@ fn setup(
     }
 
     let mut changes = Changes::new(dry_run);
-    let mut transport = transport::for_master(&config).map_err(|e| e.to_string())?;
+    let mut transport = remote::for_master(&config).map_err(|e| e.to_string())?;
     transport
         .create_dirs(&mut changes)
         .map_err(|e| e.to_string())?;

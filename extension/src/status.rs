@@ -6,7 +6,7 @@ use std::fs;
 use pgrx::lwlock::PgLwLock;
 use pgrx::prelude::*;
 use pgrx::{pg_shmem_init, PGRXSharedMemory};
-use walmgr_core::wal_name::WalFileName;
+use walmgr_core::wal::name::WalFileName;
 
 const NAME_LEN: usize = 64;
 const ERROR_LEN: usize = 1024;

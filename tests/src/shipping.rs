@@ -7,7 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use walmgr_core::wal_name::{SegmentName, WalFileName};
+use walmgr_core::wal::name::{SegmentName, WalFileName};
 
 use crate::{chown_to_postgres, run_as_postgres_ok, Cluster, Pg, Sshd, TestDir, Walmgr};
 

@@ -343,7 +343,7 @@ fn init_master_and_init_slave_write_configs_that_work_as_written() {
     assert!(public_key.starts_with("ssh-ed25519 "), "{public_key}");
     let master_toml = master_conf.join("wal-master.toml");
     // Without --pgdata or $PGDATA, the running master would be found by its postmaster.
-    let running = walmgr_core::cluster_location::running_data_dirs().unwrap();
+    let running = walmgr_core::setup::cluster_location::running_data_dirs().unwrap();
     assert!(running.contains(&s.master.data), "{running:?}");
 
     // The standby: a base backup set to replay through the config --init-slave will write,

@@ -1,63 +1,32 @@
-//! One module per command. Each takes the loaded config and does its work through
-//! walmgr-core; every change goes through `Changes` so `--not-really` is exact.
+//! One module per group of commands. Each parses what clap left, calls core, and prints;
+//! the work itself is core's. Every change goes through `Changes`, so `--not-really` is
+//! exact.
 
 pub mod backup;
-pub mod cleanup;
-pub mod init;
+pub mod backups;
 pub mod master;
-pub mod slave_side;
 pub mod standby;
-pub mod standby_conn;
 pub mod status;
 pub mod xarchive;
 pub mod xrestore;
 pub mod xserve;
 
-use std::process::Command as Process;
-
 use walmgr_core::changes::Changes;
-use walmgr_core::config::{Config, Role};
+use walmgr_core::config::Config;
 
-use crate::error::{CliError, Result};
-use crate::log::Log;
+use crate::server::LocalStandby;
 
 pub struct Context {
     pub config: Config,
-    pub log: Log,
     pub changes: Changes,
 }
 
 impl Context {
-    pub fn require_role(&self, role: Role, command: &str) -> Result<()> {
-        if self.config.role == role {
-            return Ok(());
-        }
-        let (want, why) = match role {
-            Role::Master => ("a master config", "it has no master_data"),
-            Role::Slave => ("a slave config", "it has master_data"),
-        };
-        Err(CliError::failed(format!(
-            "{}: `{command}` needs {want}, and {why}",
-            self.config.source.display()
-        )))
-    }
-
-    /// Runs a shell command from the config (e.g. master_restart_cmd) as a planned change.
-    pub fn run_shell(&mut self, key: &str, command: &str) -> Result<()> {
-        self.changes.apply(format!("run {key}: {command}"), || {
-            let status = Process::new("/bin/sh")
-                .arg("-c")
-                .arg(command)
-                .status()
-                .map_err(|e| walmgr_core::Error::io("run", "/bin/sh", e))?;
-            if status.success() {
-                Ok(())
-            } else {
-                Err(walmgr_core::Error::Usage(format!(
-                    "{key} ({command:?}) failed with {status}"
-                )))
-            }
-        })?;
-        Ok(())
+    /// The standby's own server (for slave configs; a master config has no slave_data).
+    pub fn standby(&self, command: &str) -> crate::error::Result<LocalStandby> {
+        let data = self
+            .config
+            .required(&self.config.slave_data, "slave_data", command)?;
+        Ok(LocalStandby::new(data, self.config.slave_bin.as_deref()))
     }
 }

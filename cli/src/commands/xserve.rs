@@ -8,35 +8,39 @@
 
 use std::io::{self, BufReader};
 
+use walmgr_core::archive::store::ArchiveStore;
 use walmgr_core::config::Role;
-use walmgr_core::store::ArchiveStore;
-use walmgr_core::transport;
-use walmgr_core::wire::Receiver;
+use walmgr_core::remote;
+use walmgr_core::remote::wire::Receiver;
 
 use super::Context;
-use crate::error::{CliError, Result};
+use walmgr_core::Error;
+
+use crate::error::Result;
 
 pub fn run(ctx: &mut Context) -> Result<()> {
     if let Ok(asked) = std::env::var("SSH_ORIGINAL_COMMAND") {
         if asked.split_whitespace().last() != Some("xserve") {
-            return Err(CliError::failed(format!(
+            return Err(Error::refused(format!(
                 "this SSH key may only run walmgr's receiving end (xserve); refused {asked:?}"
-            )));
+            ))
+            .into());
         }
     }
-    ctx.require_role(Role::Slave, "xserve")?;
+    ctx.config.require_role(Role::Slave, "xserve")?;
     if ctx.changes.is_dry_run() {
-        return Err(CliError::failed(
-            "xserve writes what the master sends; it has no --not-really mode",
-        ));
+        return Err(Error::Usage(
+            "xserve writes what the master sends; it has no --not-really mode".into(),
+        )
+        .into());
     }
     let receiver = Receiver {
         store: ArchiveStore::new(&ctx.config.completed_wals),
-        dirs: transport::slave_dirs(&ctx.config),
+        dirs: remote::slave_dirs(&ctx.config),
     };
     let stdin = io::stdin().lock();
     let stdout = io::stdout().lock();
     let served = receiver.serve(BufReader::with_capacity(1 << 20, stdin), stdout)?;
-    ctx.log.debug(&format!("xserve: {served} file(s) received"));
+    tracing::debug!("xserve: {served} file(s) received");
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use super::{Format, RawEntry, RawValue};
 use crate::error::{Error, Origin, Result};
-use crate::system;
+use crate::os::users as system;
 
 pub(super) struct Resolver<'a> {
     entries: &'a BTreeMap<String, RawEntry>,

@@ -8,7 +8,7 @@ mod ini;
 mod interpolate;
 mod keys;
 mod sample;
-use crate::system;
+use crate::os::users as system;
 mod toml_format;
 
 #[cfg(test)]
@@ -226,6 +226,31 @@ impl Config {
             .get(key)
             .cloned()
             .unwrap_or_else(|| Origin::File(self.source.clone()))
+    }
+
+    /// Refuses a command meant for the other end (a master command given a slave config).
+    pub fn require_role(&self, role: Role, command: &str) -> Result<()> {
+        if self.role == role {
+            return Ok(());
+        }
+        let (want, why) = match role {
+            Role::Master => ("a master config", "it has no master_data"),
+            Role::Slave => ("a slave config", "it has master_data"),
+        };
+        Err(Error::refused(format!(
+            "{}: `{command}` needs {want}, and {why}",
+            self.source.display()
+        )))
+    }
+
+    /// The value of an optional key a command cannot do without.
+    pub fn required<'a, T>(
+        &self,
+        value: &'a Option<T>,
+        key: &str,
+        needed_by: &str,
+    ) -> Result<&'a T> {
+        value.as_ref().ok_or_else(|| self.missing(key, needed_by))
     }
 
     /// The error for a command that needs a key this config does not set.

@@ -10,7 +10,10 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::changes::Changes;
 use crate::error::{Error, Result};
+use crate::os::process;
+use crate::os::users::host_name;
 
 pub const LOCK_FILE: &str = "BACKUPLOCK";
 
@@ -30,9 +33,9 @@ impl Holder {
     pub fn me(what: &str) -> Holder {
         let pid = std::process::id();
         Holder {
-            host: hostname(),
+            host: host_name(),
             pid,
-            started: process_start(pid).unwrap_or(0),
+            started: process::start_time(pid).unwrap_or(0),
             what: what.to_string(),
         }
     }
@@ -61,10 +64,10 @@ impl Holder {
     /// Alive means: on this host, the pid exists and started when the holder did. A holder
     /// on another host cannot be checked from here and counts as alive.
     pub fn is_alive(&self) -> bool {
-        if self.host != hostname() {
+        if self.host != host_name() {
             return true;
         }
-        match process_start(self.pid) {
+        match process::start_time(self.pid) {
             Some(started) => self.started == 0 || started == self.started,
             None => false,
         }
@@ -115,7 +118,7 @@ fn publish(dir: &Path, path: &Path, draft: &Path) -> Result<Taken> {
     for _ in 0..3 {
         match fs::hard_link(draft, path) {
             Ok(()) => {
-                crate::store::fsync_dir(dir)?;
+                crate::archive::store::fsync_dir(dir)?;
                 return Ok(found);
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
@@ -151,19 +154,17 @@ fn publish(dir: &Path, path: &Path, draft: &Path) -> Result<Taken> {
             Err(e) => return Err(Error::io("create", path, e)),
         }
     }
-    Err(Error::Usage(format!(
-        "{} keeps reappearing: another backup is starting at the same time",
-        path.display()
-    )))
+    Err(Error::LockBusy {
+        holder: "another backup starting at the same time".into(),
+        path: path.to_path_buf(),
+    })
 }
 
 fn busy(h: &Holder, path: &Path) -> Error {
-    Error::Usage(format!(
-        "another backup is running: {} holds {} (wait for it, or remove the file if that \
-         process is gone)",
-        h,
-        path.display()
-    ))
+    Error::LockBusy {
+        holder: h.to_string(),
+        path: path.to_path_buf(),
+    }
 }
 
 /// Releases the lock; only the holder's own lock is removed (a lock taken over by someone
@@ -174,9 +175,9 @@ pub fn release(dir: &Path, me: &Holder) -> Result<()> {
         None => Ok(()),
         Some(h) if h.pid == me.pid && h.host == me.host => {
             fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
-            crate::store::fsync_dir(dir)
+            crate::archive::store::fsync_dir(dir)
         }
-        Some(h) => Err(Error::Usage(format!(
+        Some(h) => Err(Error::refused(format!(
             "{} is held by {h}, not by this process: left in place",
             path.display()
         ))),
@@ -192,6 +193,52 @@ pub fn force_release(dir: &Path) -> Result<Option<Holder>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io("remove", &path, e)),
     }
+}
+
+/// BACKUPLOCK held by this process; released when dropped, also on an error path.
+pub struct LockGuard {
+    dir: PathBuf,
+    holder: Holder,
+    armed: bool,
+}
+
+impl LockGuard {
+    /// Leaves the lock in place when the guard goes: `xlock`'s lock outlives its process
+    /// by design, until `xrelease`.
+    pub fn keep(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            if let Err(e) = release(&self.dir, &self.holder) {
+                tracing::warn!("{e}");
+            }
+        }
+    }
+}
+
+/// Takes BACKUPLOCK in `dir` (the standby's completed_wals) for this process, doing
+/// `what`; a dead holder's lock is taken over with a warning. None in a dry run.
+pub fn take(dir: &Path, what: &str, changes: &mut Changes) -> Result<Option<LockGuard>> {
+    let me = Holder::me(what);
+    let taken = changes.apply(
+        format!("take backup lock {}", lock_path(dir).display()),
+        || acquire(dir, &me),
+    )?;
+    let Some(found) = taken else {
+        return Ok(None);
+    };
+    if let Taken::TakenOver(old) = found {
+        tracing::warn!("took over the backup lock of {old}, which is no longer running");
+    }
+    Ok(Some(LockGuard {
+        dir: dir.to_path_buf(),
+        holder: me,
+        armed: true,
+    }))
 }
 
 /// The current holder, if the lock exists.
@@ -216,25 +263,6 @@ fn read_holder(path: &Path) -> Result<Option<Holder>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io("read", path, e)),
     }
-}
-
-pub fn hostname() -> String {
-    fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into())
-}
-
-/// Start time of `pid` in clock ticks since boot, None if there is no such process.
-fn process_start(pid: u32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may contain spaces and parentheses: count after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let mut fields = rest.split_whitespace();
-    // A zombie (killed, not yet reaped by its parent) holds nothing any more.
-    if matches!(fields.next(), Some("Z") | Some("X")) {
-        return None;
-    }
-    fields.nth(18)?.parse().ok()
 }
 
 #[cfg(test)]
@@ -262,7 +290,7 @@ mod tests {
         let pid = child.id();
         child.wait().unwrap();
         let dead = Holder {
-            host: hostname(),
+            host: host_name(),
             pid,
             started: 1,
             what: "backup".into(),

@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::wal_name::SegmentName;
+use crate::wal::name::SegmentName;
 
 /// `sizeof(XLogLongPageHeaderData)` on every supported platform.
 pub const LONG_HEADER_LEN: usize = 40;
@@ -80,8 +80,8 @@ impl LongPageHeader {
         if self.page_addr != expected {
             return damaged(format!(
                 "header is for LSN {}, but the name {name} is for {} (renamed file?)",
-                crate::lsn::Lsn(self.page_addr),
-                crate::lsn::Lsn(expected)
+                crate::wal::lsn::Lsn(self.page_addr),
+                crate::wal::lsn::Lsn(expected)
             ));
         }
         if self.tli > name.tli {

@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::cluster_location::ClusterLocation;
-use crate::shell;
+use crate::os::shell;
+use crate::setup::cluster_location::ClusterLocation;
 
 pub const MASTER_FILE: &str = "wal-master.toml";
 pub const SLAVE_FILE: &str = "wal-slave.toml";

@@ -15,13 +15,13 @@ use ssh2::{CheckResult, HashType, HostKeyType, KnownHostFileKind, MethodType, Se
 
 use super::ssh_target::SshTarget;
 use super::Transport;
+use crate::archive::store::Stored;
 use crate::changes::Changes;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::store::Stored;
-use crate::wal_name::WalFileName;
-use crate::wire::{Client, Encoding};
-use crate::{shell, system};
+use crate::os::{shell, users as system};
+use crate::remote::wire::{Client, Encoding};
+use crate::wal::name::WalFileName;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// Longest wait for any one step, including the standby's fsync of a 1 GB segment.
@@ -283,7 +283,10 @@ impl Ssh {
         if said.is_empty() && status.is_none() {
             return error;
         }
-        let mut message = error.to_string();
+        let (peer, mut message) = match error {
+            Error::Remote { peer, message } | Error::Protocol { peer, message } => (peer, message),
+            other => (self.describe(), other.to_string()),
+        };
         if let Some(status) = status {
             message.push_str(&format!("; `{}` exited with status {status}", self.command));
         }
@@ -293,7 +296,7 @@ impl Ssh {
                 said.replace('\n', " | ")
             ));
         }
-        Error::Usage(message)
+        Error::Remote { peer, message }
     }
 
     /// Drops a broken session, keeping whatever it said about why.

@@ -5,7 +5,8 @@ use std::fs;
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::server_settings::quote_literal;
+use crate::os::files::give_to_owner_of;
+use crate::setup::server_settings::quote_literal;
 
 /// A point-in-time target for `restore`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,11 +113,8 @@ pub fn write(data: &Path, plan: &RecoveryPlan) -> Result<()> {
     let signal = data.join(plan.signal_file);
     fs::write(&signal, "").map_err(|e| Error::io("write", &signal, e))?;
     // Owner of the data directory, also when we run as root.
-    if let Ok(meta) = fs::metadata(data) {
-        use std::os::unix::fs::MetadataExt;
-        for p in [&auto, &signal] {
-            let _ = std::os::unix::fs::chown(p, Some(meta.uid()), Some(meta.gid()));
-        }
+    for p in [&auto, &signal] {
+        give_to_owner_of(p, data)?;
     }
     Ok(())
 }

@@ -4,10 +4,10 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::backup_label::BackupLabel;
+use crate::backup::label::BackupLabel;
 use crate::changes::Changes;
 use crate::error::{Error, Result};
-use crate::wal_name::{SegmentName, WalFileName};
+use crate::os::shell;
 
 /// What walmgr writes beside backup_label: where the backup ended.
 pub const INFO_FILE: &str = "walmgr_backup_info";
@@ -63,7 +63,7 @@ fn candidates(full_backup: &Path) -> Result<Vec<(PathBuf, Option<u32>)>> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .ok_or_else(|| {
-            Error::Usage(format!("full_backup {} has no name", full_backup.display()))
+            Error::refused(format!("full_backup {} has no name", full_backup.display()))
         })?;
     let mut found = Vec::new();
     let entries = match fs::read_dir(parent) {
@@ -128,7 +128,12 @@ pub fn rotate(
         let Some(oldest) = sets.pop() else { break };
         if let Some(cmd) = archive_command {
             let full = format!("{cmd} {}", oldest.path.display());
-            changes.apply(format!("run archive_command: {full}"), || run_shell(&full))?;
+            changes.apply(format!("run archive_command: {full}"), || {
+                shell::run(
+                    "archive_command (the oldest backup is kept and rotation stops)",
+                    &full,
+                )
+            })?;
         }
         changes.apply(format!("remove backup {}", oldest.path.display()), || {
             fs::remove_dir_all(&oldest.path).map_err(|e| Error::io("remove", &oldest.path, e))
@@ -147,86 +152,6 @@ pub fn rotate(
         )?;
     }
     Ok(())
-}
-
-fn run_shell(cmd: &str) -> Result<()> {
-    let status = std::process::Command::new("/bin/sh")
-        .arg("-c")
-        .arg(cmd)
-        .status()
-        .map_err(|e| Error::io("run", "/bin/sh", e))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(Error::Usage(format!(
-            "archive_command ({cmd:?}) failed with {status}: the oldest backup is kept and rotation stops"
-        )))
-    }
-}
-
-/// Removes from `completed_wals` (and `partial_wals`) what no kept backup needs: segments
-/// and .backup/.partial files before the oldest set's start segment, on its timeline or
-/// earlier ones. `.history` files are never removed (tiny, and recovery to any later
-/// timeline needs them). Returns what was (or would be) removed.
-pub fn purge_wals(
-    oldest_needed: &SegmentName,
-    dirs: &[&Path],
-    changes: &mut Changes,
-) -> Result<Vec<String>> {
-    // (log, seg) orders segments of any size; no segment size needs to be trusted.
-    let first = (oldest_needed.log, oldest_needed.seg);
-    let mut removed = Vec::new();
-    for dir in dirs {
-        let Ok(entries) = fs::read_dir(dir) else {
-            continue;
-        };
-        let mut names: Vec<String> = entries
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        for name in names {
-            let Ok(file) = WalFileName::parse(&name) else {
-                continue;
-            };
-            let Some(segment) = file.segment() else {
-                continue;
-            };
-            if segment.tli <= oldest_needed.tli && (segment.log, segment.seg) < first {
-                let path = dir.join(&name);
-                changes.apply(format!("remove {}", path.display()), || {
-                    fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))
-                })?;
-                removed.push(name);
-            }
-        }
-    }
-    Ok(removed)
-}
-
-/// The segment size of the WAL in `dir`, read from a segment's own header (any segment:
-/// they all agree). None if there is no segment.
-pub fn segment_size_in(dir: &Path) -> Option<u32> {
-    use std::io::Read;
-    let entries = fs::read_dir(dir).ok()?;
-    for e in entries.filter_map(|e| e.ok()) {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if !matches!(WalFileName::parse(&name), Ok(WalFileName::Segment(_))) {
-            continue;
-        }
-        let mut header = [0u8; crate::wal_segment::LONG_HEADER_LEN];
-        if fs::File::open(e.path())
-            .and_then(|mut f| f.read_exact(&mut header))
-            .is_ok()
-        {
-            let size = crate::wal_segment::LongPageHeader::decode(&header).seg_size;
-            // Only a size PostgreSQL can have; anything else is a damaged header.
-            if size.is_power_of_two() && ((1 << 20)..=(1 << 30)).contains(&size) {
-                return Some(size);
-            }
-        }
-    }
-    None
 }
 
 #[cfg(test)]
@@ -312,50 +237,5 @@ mod tests {
         rotate(&full, 2, None, &mut changes).unwrap();
         assert_eq!(names(&full), ["data.master", "data.master.0"]);
         assert_eq!(changes.described().len(), 2, "{:?}", changes.described());
-    }
-
-    #[test]
-    fn purge_keeps_what_the_oldest_backup_needs_and_every_history_file() {
-        let root = tempfile::tempdir().unwrap();
-        let wals = root.path();
-        for name in [
-            "000000010000000000000001",
-            "000000010000000000000002",
-            "000000010000000000000002.00000028.backup",
-            "000000010000000000000003",
-            "000000010000000000000004",
-            "00000002.history",
-            "000000020000000000000004",
-        ] {
-            fs::write(wals.join(name), b"x").unwrap();
-        }
-        let oldest = SegmentName {
-            tli: 1,
-            log: 0,
-            seg: 3,
-        };
-        let removed = purge_wals(&oldest, &[wals], &mut Changes::new(false)).unwrap();
-        assert_eq!(
-            removed,
-            [
-                "000000010000000000000001",
-                "000000010000000000000002",
-                "000000010000000000000002.00000028.backup"
-            ]
-        );
-        let mut left: Vec<String> = fs::read_dir(wals)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        left.sort();
-        assert_eq!(
-            left,
-            [
-                "000000010000000000000003",
-                "000000010000000000000004",
-                "00000002.history",
-                "000000020000000000000004",
-            ]
-        );
     }
 }

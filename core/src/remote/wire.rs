@@ -21,13 +21,16 @@
 
 mod compressed;
 
+/// Who sends requests, as the standby's errors name it.
+const MASTER: &str = "the master";
+
 use std::io::{self, BufRead, Read, Write};
 use std::path::PathBuf;
 
+use crate::archive::store::{ArchiveStore, Stored};
 use crate::error::{Error, Result};
-use crate::store::{ArchiveStore, Stored};
-use crate::transport::create_private_dir;
-use crate::wal_name::WalFileName;
+use crate::os::files::create_private_dir;
+use crate::wal::name::WalFileName;
 
 use compressed::{Packer, Unpacker};
 
@@ -91,7 +94,7 @@ impl Receiver {
                          (master and standby must run compatible walmgr versions)"
                     );
                     reply(format!("ERR {message}"))?;
-                    return Err(Error::Usage(message));
+                    return Err(Error::protocol(MASTER, message));
                 }
             },
         };
@@ -105,11 +108,10 @@ impl Receiver {
             let answer = match line.split(' ').collect::<Vec<_>>().as_slice() {
                 ["BYE"] => return Ok(served),
                 ["PUT", name, len] => {
-                    let len: u64 = len
-                        .parse()
-                        .ok()
-                        .filter(|l| *l <= MAX_FILE)
-                        .ok_or_else(|| Error::Usage(format!("bad length in {line:?}")))?;
+                    let len: u64 =
+                        len.parse().ok().filter(|l| *l <= MAX_FILE).ok_or_else(|| {
+                            Error::protocol(MASTER, format!("bad length in {line:?}"))
+                        })?;
                     served += 1;
                     self.put(name, len, encoding, &mut input)?
                 }
@@ -118,7 +120,7 @@ impl Receiver {
                     // Not ours: say so, then end the session (the stream cannot be trusted).
                     let message = format!("unknown request {line:?}");
                     reply(format!("ERR {message}"))?;
-                    return Err(Error::Usage(message));
+                    return Err(Error::protocol(MASTER, message));
                 }
             };
             reply(answer)?;
@@ -194,12 +196,12 @@ fn read_line(input: &mut impl BufRead) -> Result<Option<String>> {
         return Ok(None);
     }
     if line.last() != Some(&b'\n') {
-        return Err(Error::Usage("request line too long or cut off".into()));
+        return Err(Error::protocol(MASTER, "request line too long or cut off"));
     }
     line.pop();
     String::from_utf8(line)
         .map(Some)
-        .map_err(|_| Error::Usage("request line is not UTF-8".into()))
+        .map_err(|_| Error::protocol(MASTER, "request line is not UTF-8"))
 }
 
 /// The master's side: sends requests and reads each reply before the next.
@@ -346,8 +348,8 @@ impl<R: BufRead, W: Write> Client<R, W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wal_name::SegmentName;
-    use crate::wal_segment::tests::fake_segment;
+    use crate::wal::name::SegmentName;
+    use crate::wal::segment::tests::fake_segment;
     use std::io::{BufReader, Cursor};
     use std::os::unix::net::UnixStream;
     use std::thread;

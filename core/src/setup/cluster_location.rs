@@ -9,6 +9,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::cluster::PostmasterPid;
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -146,28 +147,6 @@ fn guess_bin(data: &Path) -> Result<PathBuf> {
                 data.display()
             ))
         })
-}
-
-/// What `postmaster.pid` says about a server: its pid, port and Unix socket directory
-/// (lines 1, 4 and 5; the socket line is empty when the server has none). It may be stale:
-/// whether `pid` still runs is the caller's question.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PostmasterPid {
-    pub pid: i32,
-    pub port: u16,
-    pub socket: Option<PathBuf>,
-}
-
-impl PostmasterPid {
-    pub fn read(data: &Path) -> Option<PostmasterPid> {
-        let text = fs::read_to_string(data.join("postmaster.pid")).ok()?;
-        let lines: Vec<&str> = text.lines().map(str::trim).collect();
-        Some(PostmasterPid {
-            pid: lines.first()?.parse().ok()?,
-            port: lines.get(3)?.parse().ok()?,
-            socket: lines.get(4).filter(|s| !s.is_empty()).map(PathBuf::from),
-        })
-    }
 }
 
 fn listening(data: &Path) -> Option<(u16, PathBuf)> {

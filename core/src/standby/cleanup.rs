@@ -2,57 +2,59 @@
 //! left: the walmgr_data directories and the data directories `restore` set aside.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use walmgr_core::config::Role;
-use walmgr_core::transport;
-use walmgr_core::Error;
+use crate::changes::Changes;
+use crate::config::{Config, Role};
+use crate::error::{Error, Result};
+use crate::remote::slave_dirs;
+use crate::server::Standby;
 
-use super::{standby_conn, Context};
-use crate::error::{CliError, Result};
-
-pub fn run(ctx: &mut Context) -> Result<()> {
-    if ctx.config.role == Role::Master {
-        return Err(CliError::failed(
+/// `server` is the standby's own server, when the config names its data directory.
+pub fn cleanup(
+    config: &Config,
+    server: Option<&mut dyn Standby>,
+    changes: &mut Changes,
+) -> Result<()> {
+    if config.role == Role::Master {
+        return Err(Error::refused(
             "cleanup runs on the standby with its slave config; on the master, `stop` has \
              already turned walmgr's archiving off",
         ));
     }
-    if let Some(data) = ctx.config.slave_data.clone() {
-        if standby_conn::running(&data).is_some() {
+    if let (Some(data), Some(server)) = (&config.slave_data, server) {
+        if server.is_running() {
             // A server we cannot ask might still replay from the archive: refuse.
-            let recovering: bool = standby_conn::connect(&data)?
-                .query_one("SELECT pg_is_in_recovery()", &[])
-                .map(|r| r.get(0))
-                .map_err(|e| CliError::db("SELECT pg_is_in_recovery()", e))?;
-            if recovering {
-                return Err(CliError::failed(format!(
+            let state = server.state()?.ok_or_else(|| {
+                Error::refused(format!(
+                    "the standby on {} accepts no connection: it may still replay from the \
+                     archive; boot or stop it first",
+                    data.display()
+                ))
+            })?;
+            if state.in_recovery {
+                return Err(Error::refused(format!(
                     "the standby on {} still replays from the archive: boot or stop it first",
                     data.display()
                 )));
             }
         }
     }
-    let mut doomed: Vec<PathBuf> = transport::slave_dirs(&ctx.config);
-    if let Some(root) = ctx.config.walmgr_data.clone() {
-        doomed.push(root);
-    }
-    if let Some(data) = &ctx.config.slave_data {
+    let mut doomed: Vec<PathBuf> = slave_dirs(config);
+    doomed.extend(config.walmgr_data.clone());
+    if let Some(data) = &config.slave_data {
         doomed.extend(set_aside_copies(data));
     }
-    for dir in doomed {
-        if !dir.exists() {
-            continue;
-        }
-        ctx.changes.apply(format!("remove {}", dir.display()), || {
-            fs::remove_dir_all(&dir).map_err(|e| Error::io("remove", &dir, e))
+    for dir in doomed.iter().filter(|d| d.exists()) {
+        changes.apply(format!("remove {}", dir.display()), || {
+            fs::remove_dir_all(dir).map_err(|e| Error::io("remove", dir, e))
         })?;
     }
     Ok(())
 }
 
 /// `<slave_data>.<digits>`: the old data directories `restore` renamed aside.
-fn set_aside_copies(data: &std::path::Path) -> Vec<PathBuf> {
+fn set_aside_copies(data: &Path) -> Vec<PathBuf> {
     let (Some(parent), Some(name)) = (data.parent(), data.file_name()) else {
         return Vec::new();
     };

@@ -61,7 +61,7 @@ pub fn copy_data_dir(
         bytes_total: planned_bytes(src, Path::new("")),
         ..Progress::default()
     };
-    let as_root = unsafe { libc::geteuid() } == 0;
+    let as_root = crate::os::users::is_root();
     let mut copier = Copier {
         options,
         as_root,
@@ -241,16 +241,8 @@ impl Copier<'_> {
 /// One syncfs for the whole copy instead of an fsync per file.
 pub fn sync_filesystem(path: &Path) -> Result<()> {
     let f = fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
-    use std::os::unix::io::AsRawFd;
-    // SAFETY: syncfs on an open descriptor.
-    if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
-        return Err(Error::io(
-            "sync filesystem of",
-            path,
-            io::Error::last_os_error(),
-        ));
-    }
-    Ok(())
+    nix::unistd::syncfs(&f)
+        .map_err(|errno| Error::io("sync filesystem of", path, io::Error::from(errno)))
 }
 
 /// Copies a whole tree (a backup set to a restore destination), keeping modes and symlinks.
@@ -260,7 +252,7 @@ pub fn copy_tree(src: &Path, dst: &Path) -> Result<u64> {
         options: CopyOptions {
             keep_symlinks: true,
         },
-        as_root: unsafe { libc::geteuid() } == 0,
+        as_root: crate::os::users::is_root(),
         progress: &mut progress,
         report: &mut |_| {},
         last_reported: 0,

@@ -3,8 +3,8 @@
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::lsn::Lsn;
-use crate::wal_name::{SegmentName, WalFileName};
+use crate::wal::lsn::Lsn;
+use crate::wal::name::{SegmentName, WalFileName};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackupLabel {

@@ -6,17 +6,18 @@
 //! - an existing file is never replaced: the same bytes again count as success (PostgreSQL
 //!   retries a file whose archiving it could not confirm), different bytes are an error.
 
-use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
+use nix::errno::Errno;
+use nix::fcntl::{renameat2, Flock, FlockArg, RenameFlags, AT_FDCWD};
+
 use crate::error::{Error, Result};
-use crate::wal_name::WalFileName;
-use crate::wal_segment::{LongPageHeader, LONG_HEADER_LEN};
+use crate::wal::name::WalFileName;
+use crate::wal::segment::{LongPageHeader, LONG_HEADER_LEN};
 
 /// Archived files hold the cluster's data: readable by its owner only.
 const FILE_MODE: u32 = 0o600;
@@ -128,10 +129,10 @@ impl ArchiveStore {
         };
         let dst_name = dst
             .file_name()
-            .ok_or_else(|| Error::Usage(format!("{} is not a file path", dst.display())))?;
+            .ok_or_else(|| Error::refused(format!("{} is not a file path", dst.display())))?;
         let temp = TempFile::create(dst_dir, &dst_name.to_string_lossy())?;
         let copied =
-            io::copy(&mut src, &mut &temp.file).map_err(|e| Error::io("write", &temp.path, e))?;
+            io::copy(&mut src, &mut &*temp.file).map_err(|e| Error::io("write", &temp.path, e))?;
         if copied != len {
             return Err(Error::damaged(
                 &src_path,
@@ -167,6 +168,7 @@ fn copy_with_writeback(src: impl Read, dst: &File, len: u64) -> io::Result<u64> 
         done += n as u64;
         if done - flushed >= WRITEBACK_EVERY {
             // SAFETY: a hint on an open descriptor; failure only loses the head start.
+            // Neither nix nor rustix offers sync_file_range.
             unsafe {
                 libc::sync_file_range(
                     dst.as_raw_fd(),
@@ -229,7 +231,8 @@ fn same_contents(a: &File, b: &File) -> io::Result<bool> {
 /// from sharing it.
 struct TempFile {
     path: PathBuf,
-    file: File,
+    /// Unlocked when dropped (and by the kernel when we die).
+    file: Flock<File>,
     armed: bool,
 }
 
@@ -247,15 +250,14 @@ impl TempFile {
                 .mode(FILE_MODE)
                 .open(&path)
                 .map_err(|e| Error::io("create", &path, e))?;
-            // SAFETY: flock on a valid, owned descriptor.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-                let err = io::Error::last_os_error();
-                return Err(Error::io(
-                    "lock (another walmgr is writing the same file right now)",
-                    &path,
-                    err,
-                ));
-            }
+            let file =
+                Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
+                    Error::io(
+                        "lock (another walmgr is writing the same file right now)",
+                        &path,
+                        io::Error::from(errno),
+                    )
+                })?;
             // Ours only if the name still points at the inode we locked: otherwise the
             // previous holder renamed it into place, and truncating it would destroy an
             // archived file.
@@ -311,7 +313,7 @@ pub fn replace_file(path: &Path, contents: &[u8]) -> Result<()> {
     };
     let name = path
         .file_name()
-        .ok_or_else(|| Error::Usage(format!("{} names no file", path.display())))?;
+        .ok_or_else(|| Error::refused(format!("{} names no file", path.display())))?;
     let mut temp = TempFile::create(dir, &name.to_string_lossy())?;
     temp.file
         .write_all(contents)
@@ -324,32 +326,14 @@ pub fn replace_file(path: &Path, contents: &[u8]) -> Result<()> {
 
 /// rename(2) that fails with AlreadyExists instead of replacing the target.
 fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
-    let c = |p: &Path| {
-        CString::new(p.as_os_str().as_bytes())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))
-    };
-    let (from_c, to_c) = (c(from)?, c(to)?);
-    // SAFETY: both are valid NUL-terminated paths that outlive the call.
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            from_c.as_ptr(),
-            libc::AT_FDCWD,
-            to_c.as_ptr(),
-            libc::RENAME_NOREPLACE,
-        )
-    };
-    if rc == 0 {
-        return Ok(());
-    }
-    let err = io::Error::last_os_error();
-    match err.raw_os_error() {
+    match renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE) {
+        Ok(()) => Ok(()),
         // Filesystems without RENAME_NOREPLACE: link(2) also refuses to replace.
-        Some(libc::EINVAL) | Some(libc::ENOSYS) => {
+        Err(Errno::EINVAL) | Err(Errno::ENOSYS) => {
             fs::hard_link(from, to)?;
             fs::remove_file(from)
         }
-        _ => Err(err),
+        Err(errno) => Err(io::Error::from(errno)),
     }
 }
 
@@ -363,8 +347,8 @@ pub fn fsync_dir(dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wal_name::SegmentName;
-    use crate::wal_segment::tests::fake_segment;
+    use crate::wal::name::SegmentName;
+    use crate::wal::segment::tests::fake_segment;
 
     const MB: u32 = 1 << 20;
 

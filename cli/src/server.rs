@@ -1,0 +1,227 @@
+//! Core's server traits over real connections: the master through `master_db`, the
+//! standby's own server through its data directory (and `pg_ctl` where no connection is
+//! possible yet).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use postgres::Client;
+use walmgr_core::server::{ArchiveStatus, BackupSource, BackupStop, Master, ServerState, Standby};
+use walmgr_core::wal::Lsn;
+use walmgr_core::{cluster, os, Error, Result};
+
+use crate::db::{self, server_error};
+
+/// A connection to the master (for setup, stop, status) or to any server a backup copies.
+pub struct Connection {
+    client: Client,
+}
+
+impl Connection {
+    pub fn master(conninfo: &str) -> Result<Connection> {
+        Ok(Connection {
+            client: db::connect(conninfo)?,
+        })
+    }
+
+    pub fn local(data: &Path) -> Result<Connection> {
+        Ok(Connection {
+            client: db::connect_local(data)?,
+        })
+    }
+
+    fn one(&mut self, sql: &str) -> Result<postgres::Row> {
+        self.client
+            .query_one(sql, &[])
+            .map_err(|e| server_error(sql, &e))
+    }
+}
+
+impl Master for Connection {
+    fn extension_installed(&mut self) -> Result<bool> {
+        self.client
+            .query_opt("SELECT 1 FROM pg_extension WHERE extname = 'walmgr'", &[])
+            .map(|row| row.is_some())
+            .map_err(|e| server_error("cannot read pg_extension", &e))
+    }
+
+    fn create_extension(&mut self) -> Result<()> {
+        self.client
+            .batch_execute("CREATE EXTENSION IF NOT EXISTS walmgr")
+            .map_err(|e| server_error("CREATE EXTENSION walmgr", &e))
+    }
+
+    fn setup(&mut self, config: &Path, dry_run: bool) -> Result<String> {
+        self.client
+            .query_one(
+                "SELECT walmgr.setup($1, dry_run => $2)",
+                &[&config.to_string_lossy().as_ref(), &dry_run],
+            )
+            .map(|row| row.get(0))
+            .map_err(|e| server_error("walmgr.setup()", &e))
+    }
+
+    fn stop(&mut self, dry_run: bool) -> Result<String> {
+        self.client
+            .query_one("SELECT walmgr.stop(dry_run => $1)", &[&dry_run])
+            .map(|row| row.get(0))
+            .map_err(|e| server_error("walmgr.stop()", &e))
+    }
+
+    fn archive_status(&mut self) -> Result<ArchiveStatus> {
+        let row = self.one(
+            "SELECT last_archived_wal, last_archived_time::text, files_waiting, bytes_behind, \
+             last_failed_wal, last_error, last_error_time::text, transport, archived_count, \
+             failed_count FROM walmgr.status",
+        )?;
+        Ok(ArchiveStatus {
+            last_archived_wal: row.get(0),
+            last_archived_time: row.get(1),
+            files_waiting: row.get(2),
+            bytes_behind: row.get(3),
+            last_failed_wal: row.get(4),
+            last_error: row.get(5),
+            last_error_time: row.get(6),
+            transport: row.get(7),
+            archived_count: row.get(8),
+            failed_count: row.get(9),
+        })
+    }
+}
+
+impl BackupSource for Connection {
+    fn backup_start(&mut self, label: &str) -> Result<()> {
+        self.client
+            .query_one("SELECT pg_backup_start($1, fast => true)::text", &[&label])
+            .map(|_| ())
+            .map_err(|e| server_error("pg_backup_start", &e))
+    }
+
+    fn backup_stop(&mut self) -> Result<BackupStop> {
+        let sql =
+            "SELECT lsn::text, labelfile, spcmapfile FROM pg_backup_stop(wait_for_archive => true)";
+        let row = self
+            .client
+            .query_one(sql, &[])
+            .map_err(|e| server_error("pg_backup_stop", &e))?;
+        Ok(BackupStop {
+            lsn: row.get::<_, String>(0).parse()?,
+            label: row.get(1),
+            tablespace_map: row.get(2),
+        })
+    }
+
+    fn config_files(&mut self) -> Result<Vec<PathBuf>> {
+        let mut files = Vec::new();
+        for setting in ["config_file", "hba_file", "ident_file"] {
+            let row = self.one(&format!("SHOW {setting}"))?;
+            files.push(PathBuf::from(row.get::<_, String>(0)));
+        }
+        Ok(files)
+    }
+}
+
+/// The standby's own server, found through its data directory. Each question connects
+/// anew: the server may come and go (restore starts it, boot restarts its connections).
+pub struct LocalStandby {
+    data: PathBuf,
+    pg_ctl: PathBuf,
+}
+
+impl LocalStandby {
+    /// `slave_bin`'s pg_ctl, else the one on $PATH.
+    pub fn new(data: &Path, slave_bin: Option<&Path>) -> LocalStandby {
+        LocalStandby {
+            data: data.to_path_buf(),
+            pg_ctl: slave_bin.map_or_else(|| PathBuf::from("pg_ctl"), |b| b.join("pg_ctl")),
+        }
+    }
+
+    fn connect(&self) -> Option<Client> {
+        if !self.is_running() {
+            return None;
+        }
+        db::connect_local(&self.data).ok()
+    }
+
+    fn execute(&mut self, sql: &str) -> Result<()> {
+        let mut client = db::connect_local(&self.data)?;
+        client
+            .query_one(sql, &[])
+            .map(|_| ())
+            .map_err(|e| server_error(sql, &e))
+    }
+}
+
+impl Standby for LocalStandby {
+    fn is_running(&self) -> bool {
+        cluster::running(&self.data).is_some()
+    }
+
+    fn state(&mut self) -> Result<Option<ServerState>> {
+        let Some(mut client) = self.connect() else {
+            return Ok(None);
+        };
+        let sql = "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text, \
+                   CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() END, \
+                   pg_last_xact_replay_timestamp()::text, \
+                   CASE WHEN NOT pg_is_in_recovery() \
+                        THEN pg_walfile_name(pg_current_wal_lsn()) END";
+        let row = client
+            .query_one(sql, &[])
+            .map_err(|e| server_error("read the standby's replay position", &e))?;
+        let replay_lsn = row
+            .get::<_, Option<String>>(1)
+            .map(|l| l.parse::<Lsn>())
+            .transpose()?;
+        // A WAL file name starts with its timeline, eight hex digits.
+        let timeline = row
+            .get::<_, Option<String>>(4)
+            .and_then(|f| u32::from_str_radix(f.get(..8)?, 16).ok());
+        Ok(Some(ServerState {
+            in_recovery: row.get(0),
+            replay_lsn,
+            replay_paused: row.get(2),
+            last_replayed_xact: row.get(3),
+            timeline,
+        }))
+    }
+
+    fn pause_replay(&mut self) -> Result<()> {
+        self.execute("SELECT pg_wal_replay_pause()")
+    }
+
+    fn resume_replay(&mut self) -> Result<()> {
+        self.execute("SELECT pg_wal_replay_resume()")
+    }
+
+    /// `pg_ctl promote -W`: works before the standby accepts connections (a standby far
+    /// behind right after restore is not yet consistent), and does not wait, since the
+    /// promotion finishes only after the whole archive is replayed.
+    fn promote(&mut self) -> Result<()> {
+        let mut cmd = if os::users::is_root() {
+            let owner = cluster::owner_name(&self.data).unwrap_or_else(|| "postgres".into());
+            let mut c = Command::new("runuser");
+            c.args(["-u", &owner, "--"]).arg(&self.pg_ctl);
+            c
+        } else {
+            Command::new(&self.pg_ctl)
+        };
+        cmd.arg("-D").arg(&self.data).args(["-W", "promote"]);
+        let out = cmd
+            .output()
+            .map_err(|e| Error::io("run", &self.pg_ctl, e))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        Err(Error::CommandFailed {
+            what: "pg_ctl promote".into(),
+            command: format!("{cmd:?}"),
+            status: format!(
+                "{}: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        })
+    }
+}

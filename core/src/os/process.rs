@@ -1,0 +1,51 @@
+//! Other processes: whether they run, and when they started.
+
+use std::fs;
+
+use nix::errno::Errno;
+use nix::sys::signal::kill;
+use nix::unistd::Pid;
+
+/// True when `pid` exists, also when it belongs to another user (EPERM: e.g. the postgres
+/// user's postmaster seen by root-less walmgr run as someone else).
+pub fn alive(pid: i32) -> bool {
+    pid > 0 && matches!(kill(Pid::from_raw(pid), None), Ok(()) | Err(Errno::EPERM))
+}
+
+/// Start time of `pid` in clock ticks since boot (/proc/PID/stat field 22), None if there
+/// is no such process or it is a zombie. With the pid it tells a live process from a new
+/// one that got the same pid.
+pub fn start_time(pid: u32) -> Option<u64> {
+    stat_start_time(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+fn stat_start_time(stat: &str) -> Option<u64> {
+    // The command name (field 2) may contain spaces and parentheses: count after the last ')'.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let mut fields = rest.split_whitespace();
+    // A zombie (killed, not yet reaped by its parent) holds nothing any more.
+    if matches!(fields.next(), Some("Z") | Some("X")) {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_is_alive_and_has_a_start_time() {
+        assert!(alive(std::process::id() as i32));
+        assert!(start_time(std::process::id()).is_some());
+        assert!(!alive(0));
+    }
+
+    #[test]
+    fn a_command_name_with_parentheses_and_spaces_does_not_shift_the_fields() {
+        let stat = "42 (a) b (c) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 777 0 0";
+        assert_eq!(stat_start_time(stat), Some(777));
+        let zombie = "42 (x) Z 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 777 0 0";
+        assert_eq!(stat_start_time(zombie), None);
+    }
+}

@@ -1,0 +1,64 @@
+//! The standby's directories on this host (the same machine, or a mounted filesystem):
+//! the store is written directly.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::{slave_dirs, Transport};
+use crate::archive::store::{ArchiveStore, Stored};
+use crate::changes::Changes;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::os::files::ensure_private_dir;
+use crate::wal::WalFileName;
+
+pub struct Local {
+    store: ArchiveStore,
+    dirs: Vec<PathBuf>,
+}
+
+impl Local {
+    pub fn new(config: &Config) -> Self {
+        Local {
+            store: ArchiveStore::new(&config.completed_wals),
+            dirs: slave_dirs(config),
+        }
+    }
+}
+
+impl Transport for Local {
+    fn describe(&self) -> String {
+        format!("local:{}", self.store.dir().display())
+    }
+
+    fn check(&mut self) -> Result<()> {
+        let dir = self.store.dir();
+        let meta = fs::metadata(dir).map_err(|e| Error::io("use archive directory", dir, e))?;
+        if !meta.is_dir() {
+            return Err(Error::io(
+                "use archive directory",
+                dir,
+                std::io::Error::other("not a directory"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn create_dirs(&mut self, changes: &mut Changes) -> Result<()> {
+        for dir in &self.dirs {
+            ensure_private_dir(dir, changes)?;
+        }
+        Ok(())
+    }
+
+    fn archive(&mut self, name: &WalFileName, src: &Path, changes: &mut Changes) -> Result<Stored> {
+        let what = format!(
+            "archive {} as {}",
+            src.display(),
+            self.store.path_of(name).display()
+        );
+        Ok(changes
+            .apply(what, || self.store.archive_file(name, src))?
+            .unwrap_or(Stored::Written))
+    }
+}

@@ -1,0 +1,51 @@
+//! How the master reaches the standby's directories.
+//!
+//! `slave` empty means the standby's directories are on this host (the same machine, or a
+//! mounted filesystem): the store is written directly. Otherwise `slave` names the standby
+//! for the SSH transport.
+
+mod local;
+mod ssh;
+pub mod ssh_target;
+pub mod wire;
+
+pub use local::Local;
+pub use ssh::Ssh;
+
+use std::path::{Path, PathBuf};
+
+use crate::archive::store::Stored;
+use crate::changes::Changes;
+use crate::config::Config;
+use crate::error::Result;
+use crate::wal::WalFileName;
+
+pub trait Transport: Send {
+    /// One line for logs and `walmgr.status`, e.g. `local:/srv/walshipping/logs.complete`.
+    fn describe(&self) -> String;
+    /// Ready to archive? Names what is missing when not (checked before every batch).
+    fn check(&mut self) -> Result<()>;
+    /// Creates the standby's directories (setup), as the standby's config names them.
+    fn create_dirs(&mut self, changes: &mut Changes) -> Result<()>;
+    /// Archives one file durably into completed_wals.
+    fn archive(&mut self, name: &WalFileName, src: &Path, changes: &mut Changes) -> Result<Stored>;
+}
+
+/// The directories `setup` creates on the standby, in creation order.
+pub fn slave_dirs(config: &Config) -> Vec<PathBuf> {
+    let mut dirs = vec![
+        config.completed_wals.clone(),
+        config.partial_wals.clone(),
+        config.full_backup.clone(),
+    ];
+    dirs.extend(config.config_backup.clone());
+    dirs
+}
+
+/// The transport a master config selects.
+pub fn for_master(config: &Config) -> Result<Box<dyn Transport>> {
+    match config.slave.as_deref() {
+        None => Ok(Box::new(Local::new(config))),
+        Some(slave) => Ok(Box::new(Ssh::new(config, slave)?)),
+    }
+}

@@ -1,0 +1,91 @@
+//! What walmgr's workflows need from a PostgreSQL server, as small traits.
+//!
+//! Core decides what to ask and when; the drivers decide how: the CLI over a connection
+//! (and `pg_ctl` where no connection is possible), the extension in-process. Workflows are
+//! unit tested against fakes of these traits, and end to end against real servers.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::Result;
+use crate::wal::Lsn;
+
+/// The master, as `setup`, `stop` and `status` reach it (through the extension's SQL API).
+pub trait Master {
+    /// Is `CREATE EXTENSION walmgr` done in master_db?
+    fn extension_installed(&mut self) -> Result<bool>;
+    fn create_extension(&mut self) -> Result<()>;
+    /// `walmgr.setup(config, dry_run)`: the changes made (or planned), one per line; the
+    /// last line says whether a restart is needed.
+    fn setup(&mut self, config: &Path, dry_run: bool) -> Result<String>;
+    /// `walmgr.stop(dry_run)`, reported like [`Master::setup`].
+    fn stop(&mut self, dry_run: bool) -> Result<String>;
+    /// The `walmgr.status` view.
+    fn archive_status(&mut self) -> Result<ArchiveStatus>;
+}
+
+/// One row of `walmgr.status`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ArchiveStatus {
+    pub last_archived_wal: Option<String>,
+    pub last_archived_time: Option<String>,
+    pub files_waiting: i64,
+    pub bytes_behind: Option<i64>,
+    pub last_failed_wal: Option<String>,
+    pub last_error: Option<String>,
+    pub last_error_time: Option<String>,
+    pub transport: Option<String>,
+    pub archived_count: i64,
+    pub failed_count: i64,
+}
+
+/// The server a base backup copies: the master, or a standby in recovery.
+pub trait BackupSource {
+    /// `pg_backup_start(label, fast => true)`; the session must stay open until stop.
+    fn backup_start(&mut self, label: &str) -> Result<()>;
+    /// `pg_backup_stop(wait_for_archive => true)`.
+    fn backup_stop(&mut self) -> Result<BackupStop>;
+    /// The server's configuration files (config_file, hba_file, ident_file).
+    fn config_files(&mut self) -> Result<Vec<PathBuf>>;
+}
+
+/// What `pg_backup_stop()` returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupStop {
+    pub lsn: Lsn,
+    /// The backup_label file's contents.
+    pub label: String,
+    /// The tablespace_map file's contents (empty without tablespaces).
+    pub tablespace_map: Option<String>,
+}
+
+/// The standby's own server, as restore, `pause`, `continue`, `boot`, `cleanup` and
+/// `status` steer and watch it.
+pub trait Standby {
+    /// Does a postmaster run on the standby's data directory?
+    fn is_running(&self) -> bool;
+    /// Its state, or None while it accepts no connection (starting, not yet consistent,
+    /// hot_standby = off, or not running).
+    fn state(&mut self) -> Result<Option<ServerState>>;
+    /// `pg_wal_replay_pause()`.
+    fn pause_replay(&mut self) -> Result<()>;
+    /// `pg_wal_replay_resume()`.
+    fn resume_replay(&mut self) -> Result<()>;
+    /// Asks the server to end recovery and open, without waiting for it: it opens only
+    /// once it has replayed everything it can find.
+    fn promote(&mut self) -> Result<()>;
+}
+
+/// Where a reachable server stands.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerState {
+    pub in_recovery: bool,
+    /// `pg_last_wal_replay_lsn()`: None before replay started, or on a server that never
+    /// recovered from an archive.
+    pub replay_lsn: Option<Lsn>,
+    /// `pg_is_wal_replay_paused()`, in recovery only.
+    pub replay_paused: Option<bool>,
+    /// `pg_last_xact_replay_timestamp()`, as text.
+    pub last_replayed_xact: Option<String>,
+    /// The timeline it writes on, once out of recovery.
+    pub timeline: Option<u32>,
+}

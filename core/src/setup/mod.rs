@@ -1,0 +1,10 @@
+//! Configuring a master and a standby: the server settings `setup`/`stop` change, the
+//! configs `--init-master`/`--init-slave` write, the cluster they describe, and the
+//! master's key in the standby's authorized_keys.
+
+pub mod archiving;
+pub mod authorized_keys;
+pub mod cluster_location;
+pub mod init_config;
+pub mod quick_start;
+pub mod server_settings;

@@ -1,0 +1,384 @@
+//! `boot`: end recovery without dropping anything the archive holds, and open the standby
+//! for writes.
+//!
+//! STOP tells xrestore that recovery is ending (it keeps handing out every file it has),
+//! and the promotion request asks the server to open. PostgreSQL acts on a promotion only
+//! once it fails to find the next WAL file, so a standby that is far behind first replays
+//! the whole archive and opens at its end. That can take long: boot reports progress and
+//! waits as long as the server keeps recovering, never cutting replay short on a timer.
+
+use std::fs;
+use std::path::Path;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use crate::archive::control::{Control, ControlFiles};
+use crate::archive::listing;
+use crate::changes::Changes;
+use crate::config::{Config, Role};
+use crate::error::{Error, Result};
+use crate::server::{ServerState, Standby};
+use crate::standby::replay;
+use crate::wal::Lsn;
+
+/// How boot watches the promotion: how often it looks, how often it reports.
+#[derive(Debug, Clone, Copy)]
+pub struct Watch {
+    pub poll: Duration,
+    pub report_every: Duration,
+}
+
+impl Default for Watch {
+    fn default() -> Self {
+        Watch {
+            poll: Duration::from_millis(200),
+            report_every: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Where the booted server opened: its new timeline, and the LSN that timeline starts at
+/// (the end of what recovery replayed), when its history file tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Opened {
+    pub timeline: u32,
+    pub at: Option<Lsn>,
+}
+
+/// Boots the standby. Returns where it opened (None in a dry run). An opening short of the
+/// archive's end is an error after the fact: the server is open, and the DBA must know.
+pub fn boot(
+    config: &Config,
+    server: &mut dyn Standby,
+    watch: Watch,
+    changes: &mut Changes,
+) -> Result<Option<Opened>> {
+    config.require_role(Role::Slave, "boot")?;
+    let data = config.required(&config.slave_data, "slave_data", "boot")?;
+    if !server.is_running() {
+        return Err(Error::refused(format!(
+            "no server is running on {}: start the standby, then boot it",
+            data.display()
+        )));
+    }
+    if let Some(state) = server.state()? {
+        if !state.in_recovery {
+            return Err(Error::refused(format!(
+                "the server on {} is not in recovery: it is already booted",
+                data.display()
+            )));
+        }
+    }
+    // Targeted (point-in-time) recovery stops short of the archive's end by design.
+    let follows_archive = data.join("standby.signal").exists();
+    let controls = ControlFiles::in_archive(&config.completed_wals);
+    if controls.is_set(Control::Pause) {
+        replay::resume(config, server, changes)?;
+    }
+    controls.set(
+        Control::Stop,
+        "recovery ends at the end of the archive",
+        changes,
+    )?;
+    changes.apply(
+        "promote the standby (it opens once replay finds no more WAL)",
+        || server.promote(),
+    )?;
+    if changes.is_dry_run() {
+        controls.clear(Control::Restartpoint, changes)?;
+        return Ok(None);
+    }
+
+    let opened = watch_promotion(config, data, server, watch)?;
+    // A booted server restarts from nothing in the archive: its restartpoint no longer
+    // holds WAL back from purging. Kept until now, as replay needed it until the end.
+    controls.clear(Control::Restartpoint, changes)?;
+    tracing::info!(
+        "booted: {} opened for writes at {} on timeline {}",
+        data.display(),
+        opened.at.map_or("?".to_string(), |l| l.to_string()),
+        opened.timeline
+    );
+    if let (true, Some(at), Some(reach)) = (
+        follows_archive,
+        opened.at,
+        listing::reach(&config.completed_wals),
+    ) {
+        if at < reach.start {
+            return Err(Error::refused(format!(
+                "the standby opened at {at}, but the archive holds {} (from {}): replay \
+                 stopped before it; the standby's server log says why",
+                reach.segment, reach.start
+            )));
+        }
+    }
+    Ok(Some(opened))
+}
+
+/// Waits until the server has left recovery, reporting replay progress now and then. A
+/// server that stops running ends the wait with an error; nothing else does.
+fn watch_promotion(
+    config: &Config,
+    data: &Path,
+    server: &mut dyn Standby,
+    watch: Watch,
+) -> Result<Opened> {
+    let mut last_report = Instant::now();
+    loop {
+        if !server.is_running() {
+            return Err(Error::refused(format!(
+                "the server on {} stopped while it was being booted: its log says why",
+                data.display()
+            )));
+        }
+        // Before the standby is consistent it accepts no connection; that is progress too.
+        let state: Option<ServerState> = server.state().unwrap_or_else(|e| {
+            tracing::debug!("standby state: {e}");
+            None
+        });
+        if let Some(s) = state.as_ref().filter(|s| !s.in_recovery) {
+            let timeline = s.timeline.unwrap_or(0);
+            return Ok(Opened {
+                timeline,
+                at: timeline_start(data, timeline),
+            });
+        }
+        if last_report.elapsed() >= watch.report_every {
+            let replayed = state.and_then(|s| s.replay_lsn);
+            let reach = listing::reach(&config.completed_wals)
+                .map(|r| format!(", the archive reaches {}", r.end))
+                .unwrap_or_default();
+            tracing::info!(
+                "replaying what the archive holds before opening: at {}{reach}",
+                replayed.map_or("(not yet consistent)".to_string(), |l| l.to_string())
+            );
+            last_report = Instant::now();
+        }
+        sleep(watch.poll);
+    }
+}
+
+/// The LSN at which `timeline` branched off, from its history file in pg_wal.
+fn timeline_start(data: &Path, timeline: u32) -> Option<Lsn> {
+    let history = fs::read_to_string(data.join(format!("pg_wal/{timeline:08X}.history"))).ok()?;
+    let last = history
+        .lines()
+        .rfind(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))?;
+    last.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wal::segment::tests::fake_segment;
+    use crate::wal::{SegmentName, WalFileName};
+
+    const MB: u32 = 1 << 20;
+
+    /// A standby that replays `step` bytes per look at it once promoted, up to `end`, and
+    /// then opens on timeline 2 (writing its history file as PostgreSQL does). While not
+    /// consistent it accepts no connection.
+    struct FakeStandby {
+        data: std::path::PathBuf,
+        replayed: u64,
+        end: u64,
+        step: u64,
+        unreachable_looks: u32,
+        promoted: bool,
+        paused: bool,
+        dies: bool,
+        looks: u32,
+    }
+
+    impl Standby for FakeStandby {
+        fn is_running(&self) -> bool {
+            !(self.dies && self.promoted)
+        }
+        fn state(&mut self) -> Result<Option<ServerState>> {
+            self.looks += 1;
+            if self.unreachable_looks > 0 {
+                self.unreachable_looks -= 1;
+                return Ok(None);
+            }
+            if self.promoted && !self.paused {
+                self.replayed = (self.replayed + self.step).min(self.end);
+            }
+            let open = self.promoted && self.replayed == self.end;
+            if open {
+                let history = self.data.join("pg_wal/00000002.history");
+                if !history.exists() {
+                    fs::write(
+                        history,
+                        format!("1\t{}\tno recovery target specified\n", Lsn(self.end)),
+                    )
+                    .unwrap();
+                }
+            }
+            Ok(Some(ServerState {
+                in_recovery: !open,
+                replay_lsn: Some(Lsn(self.replayed)),
+                timeline: open.then_some(2),
+                ..ServerState::default()
+            }))
+        }
+        fn pause_replay(&mut self) -> Result<()> {
+            self.paused = true;
+            Ok(())
+        }
+        fn resume_replay(&mut self) -> Result<()> {
+            self.paused = false;
+            Ok(())
+        }
+        fn promote(&mut self) -> Result<()> {
+            self.promoted = true;
+            Ok(())
+        }
+    }
+
+    struct Scene {
+        _dir: tempfile::TempDir,
+        config: Config,
+        standby: FakeStandby,
+    }
+
+    /// An archive of segments 1..=`segments` (1 MB) and a standby replayed to segment 1.
+    fn scene(segments: u64) -> Scene {
+        let dir = tempfile::tempdir().unwrap();
+        let wals = dir.path().join("walshipping/logs.complete");
+        fs::create_dir_all(&wals).unwrap();
+        for segno in 1..=segments {
+            let seg = SegmentName::from_segno(1, segno, MB);
+            fs::write(wals.join(seg.to_string()), fake_segment(&seg, MB)).unwrap();
+        }
+        let data = dir.path().join("standby");
+        fs::create_dir_all(data.join("pg_wal")).unwrap();
+        fs::write(data.join("standby.signal"), "").unwrap();
+        let path = dir.path().join("slave.toml");
+        fs::write(
+            &path,
+            format!(
+                "[walmgr]\nslave_data = \"{}\"\nwalmgr_data = \"{}\"\n",
+                data.display(),
+                dir.path().join("walshipping").display()
+            ),
+        )
+        .unwrap();
+        Scene {
+            config: Config::load(&path, &[]).unwrap(),
+            standby: FakeStandby {
+                data,
+                replayed: u64::from(MB) + 40,
+                // The last record ends inside the newest segment.
+                end: segments * u64::from(MB) + 5000,
+                step: u64::from(MB) / 2,
+                unreachable_looks: 0,
+                promoted: false,
+                paused: false,
+                dies: false,
+                looks: 0,
+            },
+            _dir: dir,
+        }
+    }
+
+    fn fast() -> Watch {
+        Watch {
+            poll: Duration::from_millis(1),
+            report_every: Duration::from_millis(5),
+        }
+    }
+
+    fn controls(s: &Scene) -> ControlFiles {
+        ControlFiles::in_archive(&s.config.completed_wals)
+    }
+
+    #[test]
+    fn a_standby_far_behind_is_waited_for_until_it_has_replayed_the_whole_archive() {
+        let mut s = scene(200);
+        let opened = boot(&s.config, &mut s.standby, fast(), &mut Changes::new(false))
+            .unwrap()
+            .unwrap();
+        assert_eq!(opened.timeline, 2);
+        assert_eq!(opened.at, Some(Lsn(200 * u64::from(MB) + 5000)));
+        assert!(
+            s.standby.looks > 300,
+            "boot stopped watching after {} looks",
+            s.standby.looks
+        );
+        assert!(controls(&s).is_set(Control::Stop));
+    }
+
+    #[test]
+    fn a_paused_standby_is_resumed_first_and_its_restartpoint_dropped_once_open() {
+        let mut s = scene(10);
+        let mut changes = Changes::new(false);
+        replay::pause(&s.config, &mut s.standby, &mut changes).unwrap();
+        let seg = match WalFileName::parse("000000010000000000000001").unwrap() {
+            WalFileName::Segment(seg) => seg,
+            _ => unreachable!(),
+        };
+        controls(&s).record_restartpoint(seg, &mut changes).unwrap();
+        boot(&s.config, &mut s.standby, fast(), &mut changes).unwrap();
+        assert!(!s.standby.paused);
+        assert!(!controls(&s).is_set(Control::Pause));
+        assert!(!controls(&s).is_set(Control::Restartpoint));
+    }
+
+    #[test]
+    fn a_standby_not_yet_accepting_connections_is_waited_for() {
+        let mut s = scene(5);
+        s.standby.unreachable_looks = 50;
+        let opened = boot(&s.config, &mut s.standby, fast(), &mut Changes::new(false)).unwrap();
+        assert!(opened.is_some());
+    }
+
+    #[test]
+    fn an_opening_short_of_the_archive_is_an_error_naming_what_was_not_replayed() {
+        let mut s = scene(20);
+        // Replay ends in segment 11, as if segment 12 were unreadable.
+        s.standby.end = 11 * u64::from(MB) + 100;
+        let err = boot(&s.config, &mut s.standby, fast(), &mut Changes::new(false))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("the archive holds 000000010000000000000014"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_server_that_dies_while_booting_ends_the_wait_with_an_error() {
+        let mut s = scene(5);
+        s.standby.dies = true;
+        let err = boot(&s.config, &mut s.standby, fast(), &mut Changes::new(false))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("stopped while it was being booted"), "{err}");
+    }
+
+    #[test]
+    fn a_server_already_open_is_refused_and_nothing_is_written() {
+        let mut s = scene(5);
+        s.standby.promoted = true;
+        s.standby.replayed = s.standby.end;
+        let err = boot(&s.config, &mut s.standby, fast(), &mut Changes::new(false))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("already booted"), "{err}");
+        assert!(!controls(&s).is_set(Control::Stop));
+    }
+
+    #[test]
+    fn a_dry_run_boot_promotes_nothing() {
+        let mut s = scene(5);
+        let mut changes = Changes::new(true);
+        assert_eq!(
+            boot(&s.config, &mut s.standby, fast(), &mut changes).unwrap(),
+            None
+        );
+        assert!(!s.standby.promoted);
+        assert!(!controls(&s).is_set(Control::Stop));
+        let plan = changes.described().join("\n");
+        assert!(plan.contains("STOP") && plan.contains("promote"), "{plan}");
+    }
+}

@@ -1,0 +1,87 @@
+//! `status`: what a DBA or a monitoring system asks first. On the master, walmgr.status;
+//! on the standby, replay position, pause/stop, lock holder, archive and backups.
+
+use serde_json::{json, Map, Value};
+
+use crate::archive::control::{Control, ControlFiles};
+use crate::archive::{listing, lock};
+use crate::backup::catalog;
+use crate::config::Config;
+use crate::error::Result;
+use crate::server::{Master, Standby};
+
+/// One flat object, keys in name order.
+pub type Report = Map<String, Value>;
+
+pub fn master(server: &mut dyn Master) -> Result<Report> {
+    let s = server.archive_status()?;
+    let mut m = Map::new();
+    m.insert("role".into(), json!("master"));
+    m.insert("last_archived_wal".into(), json!(s.last_archived_wal));
+    m.insert("last_archived_time".into(), json!(s.last_archived_time));
+    m.insert("files_waiting".into(), json!(s.files_waiting));
+    m.insert("bytes_behind".into(), json!(s.bytes_behind));
+    m.insert("last_failed_wal".into(), json!(s.last_failed_wal));
+    m.insert("last_error".into(), json!(s.last_error));
+    m.insert("last_error_time".into(), json!(s.last_error_time));
+    m.insert("transport".into(), json!(s.transport));
+    m.insert("archived_count".into(), json!(s.archived_count));
+    m.insert("failed_count".into(), json!(s.failed_count));
+    Ok(m)
+}
+
+/// `server` is the standby's own server, when the config names its data directory.
+pub fn standby(config: &Config, server: Option<&mut dyn Standby>) -> Result<Report> {
+    let mut m = Map::new();
+    m.insert("role".into(), json!("slave"));
+    let state = match server {
+        Some(server) => server.state()?,
+        None => None,
+    };
+    match state {
+        Some(state) => {
+            m.insert("server".into(), json!("running"));
+            m.insert("in_recovery".into(), json!(state.in_recovery));
+            m.insert(
+                "replay_lsn".into(),
+                json!(state.replay_lsn.map(|l| l.to_string())),
+            );
+            m.insert("replay_paused".into(), json!(state.replay_paused));
+            m.insert("last_replayed_xact".into(), json!(state.last_replayed_xact));
+        }
+        None => {
+            m.insert(
+                "server".into(),
+                json!("not running or not accepting connections"),
+            );
+        }
+    }
+    let controls = ControlFiles::in_archive(&config.completed_wals);
+    m.insert("pause_file".into(), json!(controls.is_set(Control::Pause)));
+    m.insert("stop_file".into(), json!(controls.is_set(Control::Stop)));
+    m.insert(
+        "backup_lock".into(),
+        json!(lock::holder(&config.completed_wals)?.map(|h| h.to_string())),
+    );
+    let mut segments: Vec<String> = listing::segments(&config.completed_wals)
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    segments.sort();
+    m.insert("archived_segments".into(), json!(segments.len()));
+    m.insert("newest_archived".into(), json!(segments.last()));
+    let backups: Vec<Value> = catalog::list(&config.full_backup)?
+        .iter()
+        .map(|s| {
+            json!({
+                "set": s.name(),
+                "start_lsn": s.label.start_lsn.to_string(),
+                "start_time": s.label.start_time,
+                "first_wal": s.label.start_segment.to_string(),
+                "size_bytes": s.size,
+            })
+        })
+        .collect();
+    m.insert("backups".into(), Value::Array(backups));
+    Ok(m)
+}
