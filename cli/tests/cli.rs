@@ -357,3 +357,71 @@ fn xrestore_hands_out_complete_files_while_boot_ends_recovery_but_none_while_pau
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(fs::read(&dst).unwrap(), data);
 }
+
+#[test]
+fn the_logfile_gets_the_log_lines_and_is_private_and_quiet_keeps_info_off_stderr() {
+    use std::os::unix::fs::PermissionsExt;
+    let s0 = setup();
+    let log = s0.root.join("walmgr.log");
+    let mut config = fs::read_to_string(&s0.master).unwrap();
+    config.push_str(&format!(
+        "logfile = \"{}\"\njob_name = \"night\"\n",
+        log.display()
+    ));
+    fs::write(&s0.master, config).unwrap();
+    let (name, data) = segment(8);
+    let src = s0.root.join("pg_wal").join(&name);
+    fs::write(&src, &data).unwrap();
+    let archive = |extra: &[&str]| {
+        let mut args = extra.to_vec();
+        args.extend([s(&s0.master), "xarchive", s(&src), &name]);
+        walmgr(&args)
+    };
+    assert!(archive(&[]).status.success());
+
+    // The second time it is already there: an info line, on stderr and in the log file.
+    let out = archive(&[]);
+    assert!(out.status.success());
+    assert!(text(&out.stderr).contains("already archived with the same content"));
+    let logged = fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("night ") && logged.contains("already archived"),
+        "{logged}"
+    );
+    let mode = fs::metadata(&log).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the log file names hosts and paths");
+
+    let quiet = archive(&["-q"]);
+    assert!(quiet.status.success());
+    assert!(text(&quiet.stderr).is_empty(), "{}", text(&quiet.stderr));
+}
+
+#[test]
+fn a_password_in_master_db_never_reaches_an_error() {
+    let s0 = setup();
+    let config = fs::read_to_string(&s0.master).unwrap().replace(
+        "dbname=x",
+        "host=/nonexistent-walmgr-socket port=1 password=s3cret dbname=x",
+    );
+    fs::write(&s0.master, config).unwrap();
+    let out = walmgr(&[s(&s0.master), "status"]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = text_of(&out);
+    assert!(said.contains("cannot connect to the master"), "{said}");
+    assert!(said.contains("password=***"), "{said}");
+    assert!(!said.contains("s3cret"), "{said}");
+}
+
+fn text_of(out: &Output) -> String {
+    format!("{}{}", text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn a_wrong_command_line_exits_2_and_a_refusal_1() {
+    let s0 = setup();
+    let bad_set = walmgr(&["--set", "no-equals-sign", s(&s0.slave), "status"]);
+    assert_eq!(bad_set.status.code(), Some(2), "{}", text(&bad_set.stderr));
+    let refused = walmgr(&[s(&s0.slave), "setup"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused.stderr));
+    assert!(text(&refused.stderr).contains("needs a master config"));
+}

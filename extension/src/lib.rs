@@ -8,6 +8,8 @@ use pgrx::prelude::*;
 
 mod alter_system;
 mod archive_module;
+mod error;
+mod logging;
 mod settings;
 mod sql_api;
 mod status;
@@ -17,6 +19,7 @@ mod status;
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     settings::define();
+    logging::init();
     // Shared memory exists only when the library is preloaded; the same library is also
     // loaded by the archiver (archive_library) and by CREATE EXTENSION.
     if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
@@ -134,6 +137,40 @@ mod tests {
         )
         .unwrap();
         setup(&path, true);
+    }
+
+    /// The SQLSTATE `sql` fails with, or "ok".
+    fn sqlstate_of(sql: &str) -> String {
+        Spi::run(
+            "CREATE OR REPLACE FUNCTION pg_temp.sqlstate_of(q text) RETURNS text AS $$ \
+             BEGIN EXECUTE q; RETURN 'ok'; \
+             EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE; END $$ LANGUAGE plpgsql",
+        )
+        .unwrap();
+        Spi::get_one_with_args::<String>("SELECT pg_temp.sqlstate_of($1)", &[sql.into()])
+            .unwrap()
+            .unwrap()
+    }
+
+    #[pg_test]
+    fn each_kind_of_failure_has_its_own_sqlstate() {
+        let dir = scratch_dir("sqlstates");
+        let broken = dir.join("broken.toml");
+        std::fs::write(&broken, "[walmgr]\nmaster_data = \"/x\"\nno_such_key = 1\n").unwrap();
+        let missing = dir.join("missing.toml");
+        for (sql, state) in [
+            (
+                format!("SELECT walmgr.setup('{}')", broken.display()),
+                "F0000",
+            ),
+            (
+                format!("SELECT walmgr.setup('{}')", missing.display()),
+                "58P01",
+            ),
+            ("SELECT walmgr.setup('relative.toml')".to_string(), "22023"),
+        ] {
+            assert_eq!(sqlstate_of(&sql), state, "{sql}");
+        }
     }
 
     #[pg_test]
