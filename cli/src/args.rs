@@ -159,6 +159,17 @@ pub enum Command {
     /// one reply per file on stdout, until the master hangs up.
     Xserve,
 
+    /// Internal (the master's in-progress WAL): write BYTES bytes read from stdin at OFFSET
+    /// into partial_wals/FILE, durably. Offset 0 starts the file afresh.
+    Xpartialsync {
+        /// The segment's file name.
+        file: String,
+        /// Where in the segment the bytes go.
+        offset: u64,
+        /// How many bytes stdin brings.
+        bytes: u64,
+    },
+
     /// Internal (archive_command): archive one WAL file.
     Xarchive {
         /// Path of the file (%p).
@@ -197,6 +208,7 @@ impl Command {
             Command::Xpurgewals { .. } => "xpurgewals",
             Command::Xserve => "xserve",
             Command::Xarchive { .. } => "xarchive",
+            Command::Xpartialsync { .. } => "xpartialsync",
             Command::Xrestore { .. } => "xrestore",
         }
     }

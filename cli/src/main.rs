@@ -107,6 +107,11 @@ fn run(cli: Cli, logfile: &logging::LogFile) -> Result<()> {
         Command::Xrotate => commands::backups::xrotate(&mut ctx),
         Command::Xpurgewals { last } => commands::backups::xpurgewals(&mut ctx, last.as_deref()),
         Command::Xserve => commands::xserve::run(&mut ctx),
+        Command::Xpartialsync {
+            file,
+            offset,
+            bytes,
+        } => commands::xserve::partialsync(&mut ctx, file, *offset, *bytes),
         Command::Xarchive { srcpath, srcname } => {
             commands::xarchive::run(&mut ctx, srcpath, srcname)
         }

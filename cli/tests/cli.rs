@@ -425,3 +425,68 @@ fn a_wrong_command_line_exits_2_and_a_refusal_1() {
     assert_eq!(refused.status.code(), Some(1), "{}", text(&refused.stderr));
     assert!(text(&refused.stderr).contains("needs a master config"));
 }
+
+/// `walmgr slave xpartialsync NAME OFFSET BYTES` with `stdin` as its input.
+fn partialsync(s0: &Setup, name: &str, offset: usize, bytes: usize, stdin: &[u8]) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_walmgr"))
+        .args([s(&s0.slave), "xpartialsync", name])
+        .args([offset.to_string(), bytes.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run walmgr");
+    // The command may refuse before reading all of it: a broken pipe is its answer.
+    let _ = child.stdin.take().unwrap().write_all(stdin);
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn xpartialsync_refuses_each_kind_of_bad_input_and_keeps_the_file_byte_identical() {
+    let s0 = setup();
+    let (name, data) = segment(9);
+    let partial = s0.root.join("walshipping/logs.partial").join(&name);
+    fs::create_dir_all(partial.parent().unwrap()).unwrap();
+    let first = partialsync(&s0, &name, 0, 20_000, &data[..20_000]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let held = fs::read(&partial).unwrap();
+    assert_eq!(held.len(), MB, "padded to the segment size");
+    assert_eq!(held[..20_000], data[..20_000]);
+
+    let junk = vec![0x77u8; 4000];
+    for (what, out) in [
+        (
+            "past the segment size",
+            partialsync(&s0, &name, MB - 100, 4000, &junk),
+        ),
+        ("a gap", partialsync(&s0, &name, 25_000, 4000, &data[25_000..29_000])),
+        (
+            "fewer bytes than announced",
+            partialsync(&s0, &name, 20_000, 4000, &data[20_000..22_000]),
+        ),
+        ("not a WAL segment name", partialsync(&s0, "00000001.history", 0, 4000, &junk)),
+        (
+            "bytes that differ from those held",
+            partialsync(&s0, &name, 10_000, 4000, &junk),
+        ),
+    ] {
+        assert_eq!(out.status.code(), Some(1), "{what}");
+        assert!(!text(&out.stderr).is_empty(), "{what}: no reason given");
+        assert_eq!(fs::read(&partial).unwrap(), held, "{what} changed the file");
+    }
+
+    let resend = partialsync(&s0, &name, 8192, 11_808, &data[8192..20_000]);
+    assert!(resend.status.success(), "{}", text(&resend.stderr));
+    assert_eq!(fs::read(&partial).unwrap(), held, "an identical resend changed the file");
+
+    // Offset 0 with other bytes: the master restarted and rewrote its tail.
+    let mut again = data[..12_000].to_vec();
+    again[11_000..].fill(0x33);
+    let restart = partialsync(&s0, &name, 0, 12_000, &again);
+    assert!(restart.status.success(), "{}", text(&restart.stderr));
+    let now = fs::read(&partial).unwrap();
+    assert_eq!(now[..12_000], again[..]);
+    assert!(now[12_000..].iter().all(|b| *b == 0));
+}

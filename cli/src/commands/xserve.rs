@@ -1,3 +1,5 @@
+//! `xserve` and `xpartialsync`: the standby's receiving ends.
+//!
 //! `xserve`: the standby's receiving end of the master's SSH session. Requests arrive on
 //! stdin and files go through the same store as every other archive write; stdout carries
 //! one reply per request (see walmgr_core::wire). Logs go to stderr, never into the replies.
@@ -8,10 +10,12 @@
 
 use std::io::{self, BufReader};
 
+use walmgr_core::archive::partial::PartialStore;
 use walmgr_core::archive::store::ArchiveStore;
 use walmgr_core::config::Role;
 use walmgr_core::remote;
 use walmgr_core::remote::wire::Receiver;
+use walmgr_core::wal::WalFileName;
 
 use super::Context;
 use walmgr_core::Error;
@@ -36,11 +40,32 @@ pub fn run(ctx: &mut Context) -> Result<()> {
     }
     let receiver = Receiver {
         store: ArchiveStore::new(&ctx.config.completed_wals),
+        partials: PartialStore::new(&ctx.config.partial_wals),
         dirs: remote::slave_dirs(&ctx.config),
     };
     let stdin = io::stdin().lock();
     let stdout = io::stdout().lock();
     let served = receiver.serve(BufReader::with_capacity(1 << 20, stdin), stdout)?;
     tracing::debug!("xserve: {served} file(s) received");
+    Ok(())
+}
+
+/// `xpartialsync FILE OFFSET BYTES`: one piece of in-progress WAL from stdin.
+pub fn partialsync(ctx: &mut Context, file: &str, offset: u64, bytes: u64) -> Result<()> {
+    ctx.config.require_role(Role::Slave, "xpartialsync")?;
+    let WalFileName::Segment(segment) = WalFileName::parse(file)? else {
+        return Err(Error::refused(format!(
+            "{file} is not a segment: only segments have partial copies"
+        ))
+        .into());
+    };
+    let partials = PartialStore::new(&ctx.config.partial_wals);
+    let what = format!(
+        "write {bytes} bytes from stdin at offset {offset} into {}",
+        partials.path_of(&segment).display()
+    );
+    ctx.changes.apply(what, || {
+        partials.write(&segment, offset, io::stdin().lock(), bytes)
+    })?;
     Ok(())
 }

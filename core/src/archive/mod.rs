@@ -5,4 +5,5 @@
 pub mod control;
 pub mod listing;
 pub mod lock;
+pub mod partial;
 pub mod store;

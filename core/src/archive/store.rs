@@ -123,26 +123,32 @@ impl ArchiveStore {
         src.seek(SeekFrom::Start(0))
             .map_err(|e| Error::io("read", &src_path, e))?;
 
-        let dst_dir = match dst.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let dst_name = dst
-            .file_name()
-            .ok_or_else(|| Error::refused(format!("{} is not a file path", dst.display())))?;
-        let temp = TempFile::create(dst_dir, &dst_name.to_string_lossy())?;
-        let copied =
-            io::copy(&mut src, &mut &*temp.file).map_err(|e| Error::io("write", &temp.path, e))?;
-        if copied != len {
-            return Err(Error::damaged(
-                &src_path,
-                format!("expected {len} bytes, read {copied}"),
-            ));
-        }
-        fs::rename(&temp.path, dst).map_err(|e| Error::io("rename into place", dst, e))?;
-        temp.disarm();
-        Ok(len)
+        copy_out(&mut src, len, &src_path, dst)
     }
+}
+
+/// Copies `len` bytes of `src` (read from `src_path`) to `dst` for recovery: `dst` appears
+/// only when complete (temp + rename), so PostgreSQL never reads a torn file. No fsync: the
+/// file is read by recovery straight away and re-fetched after a crash.
+pub(crate) fn copy_out(src: &mut File, len: u64, src_path: &Path, dst: &Path) -> Result<u64> {
+    let dst_dir = match dst.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let dst_name = dst
+        .file_name()
+        .ok_or_else(|| Error::refused(format!("{} is not a file path", dst.display())))?;
+    let temp = TempFile::create(dst_dir, &dst_name.to_string_lossy())?;
+    let copied = io::copy(src, &mut &*temp.file).map_err(|e| Error::io("write", &temp.path, e))?;
+    if copied != len {
+        return Err(Error::damaged(
+            src_path,
+            format!("expected {len} bytes, read {copied}"),
+        ));
+    }
+    fs::rename(&temp.path, dst).map_err(|e| Error::io("rename into place", dst, e))?;
+    temp.disarm();
+    Ok(len)
 }
 
 /// Chunk for reads and writes; writeback of the previous chunk starts as the next is copied.
@@ -199,7 +205,7 @@ fn check_contents(name: &WalFileName, file: &File, path: &Path, len: u64) -> Res
     LongPageHeader::decode(&header).check(segment, len, path)
 }
 
-fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+pub(crate) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
     std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
 }
 
@@ -229,15 +235,15 @@ fn same_contents(a: &File, b: &File) -> io::Result<bool> {
 /// its temp file behind, and the retry of the same file reuses (truncates) it, so crashes
 /// leave no litter that grows. An exclusive flock keeps two live writers of the same name
 /// from sharing it.
-struct TempFile {
-    path: PathBuf,
+pub(crate) struct TempFile {
+    pub(crate) path: PathBuf,
     /// Unlocked when dropped (and by the kernel when we die).
-    file: Flock<File>,
+    pub(crate) file: Flock<File>,
     armed: bool,
 }
 
 impl TempFile {
-    fn create(dir: &Path, final_name: &str) -> Result<TempFile> {
+    pub(crate) fn create(dir: &Path, final_name: &str) -> Result<TempFile> {
         let path = dir.join(format!(".{final_name}.walmgr-tmp"));
         // A few rounds: the file we opened may have been published (renamed to its final
         // name) by the writer that held it until we got the lock.
@@ -282,7 +288,7 @@ impl TempFile {
         ))
     }
 
-    fn disarm(mut self) {
+    pub(crate) fn disarm(mut self) {
         self.armed = false;
     }
 }

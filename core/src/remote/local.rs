@@ -5,15 +5,18 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::{slave_dirs, Transport};
+use crate::archive::partial::PartialStore;
 use crate::archive::store::{ArchiveStore, Stored};
 use crate::changes::Changes;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::os::files::ensure_private_dir;
-use crate::wal::WalFileName;
+use crate::remote::wire::retire_partial;
+use crate::wal::{SegmentName, WalFileName};
 
 pub struct Local {
     store: ArchiveStore,
+    partials: PartialStore,
     dirs: Vec<PathBuf>,
 }
 
@@ -21,6 +24,7 @@ impl Local {
     pub fn new(config: &Config) -> Self {
         Local {
             store: ArchiveStore::new(&config.completed_wals),
+            partials: PartialStore::new(&config.partial_wals),
             dirs: slave_dirs(config),
         }
     }
@@ -57,8 +61,15 @@ impl Transport for Local {
             src.display(),
             self.store.path_of(name).display()
         );
-        Ok(changes
-            .apply(what, || self.store.archive_file(name, src))?
-            .unwrap_or(Stored::Written))
+        let stored = changes.apply(what, || self.store.archive_file(name, src))?;
+        if let (Some(_), WalFileName::Segment(segment)) = (stored, name) {
+            retire_partial(&self.partials, segment);
+        }
+        Ok(stored.unwrap_or(Stored::Written))
+    }
+
+    fn ship_partial(&mut self, segment: &SegmentName, offset: u64, bytes: &[u8]) -> Result<()> {
+        self.partials
+            .write(segment, offset, bytes, bytes.len() as u64)
     }
 }

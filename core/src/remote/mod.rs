@@ -18,7 +18,7 @@ use crate::archive::store::Stored;
 use crate::changes::Changes;
 use crate::config::Config;
 use crate::error::Result;
-use crate::wal::WalFileName;
+use crate::wal::{SegmentName, WalFileName};
 
 pub trait Transport: Send {
     /// One line for logs and `walmgr.status`, e.g. `local:/srv/walshipping/logs.complete`.
@@ -29,6 +29,8 @@ pub trait Transport: Send {
     fn create_dirs(&mut self, changes: &mut Changes) -> Result<()>;
     /// Archives one file durably into completed_wals.
     fn archive(&mut self, name: &WalFileName, src: &Path, changes: &mut Changes) -> Result<Stored>;
+    /// Writes in-progress WAL of `segment` from `offset` on durably into partial_wals.
+    fn ship_partial(&mut self, segment: &SegmentName, offset: u64, bytes: &[u8]) -> Result<()>;
 }
 
 /// The directories `setup` creates on the standby, in creation order.

@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::os::{shell, users as system};
 use crate::remote::wire::{Client, Encoding};
-use crate::wal::name::WalFileName;
+use crate::wal::name::{SegmentName, WalFileName};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// Longest wait for any one step, including the standby's fsync of a 1 GB segment.
@@ -307,6 +307,14 @@ impl Ssh {
         }
     }
 
+    fn partial_once(&mut self, segment: &SegmentName, offset: u64, bytes: &[u8]) -> Result<()> {
+        let conn = self.connected()?;
+        match conn.client.partial(segment, offset, bytes) {
+            Err(e) if conn.client.is_broken() => Err(self.lose(e)),
+            result => result,
+        }
+    }
+
     fn put_once(&mut self, name: &WalFileName, src: &Path) -> Result<Stored> {
         let file = fs::File::open(src).map_err(|e| Error::io("open", src, e))?;
         let len = file
@@ -363,6 +371,15 @@ impl Transport for Ssh {
             other => other,
         })?;
         Ok(stored.unwrap_or(Stored::Written))
+    }
+
+    fn ship_partial(&mut self, segment: &SegmentName, offset: u64, bytes: &[u8]) -> Result<()> {
+        let reused = self.conn.is_some();
+        match self.partial_once(segment, offset, bytes) {
+            // As for archive: one fresh session gets one more try after an idle one broke.
+            Err(_) if reused && self.conn.is_none() => self.partial_once(segment, offset, bytes),
+            other => other,
+        }
     }
 }
 

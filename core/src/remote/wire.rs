@@ -10,29 +10,33 @@
 //! < OK walmgr 1 plain
 //! > PUT 000000010000000000000003 16777216\n<16777216 bytes, or compressed chunks>
 //! < OK written                          (or OK present, or ERR <message>)
+//! > PARTIAL 000000010000000000000004 8192 1200\n<1200 bytes, or compressed chunks>
+//! < OK held 9392                        (durable in partial_wals; or ERR <message>)
 //! > DIRS check                          (or DIRS create)
 //! < OK ["/srv/walshipping/logs.partial"]   (missing, or just created)
 //! > BYE
 //! ```
 //! The standby checks every name against the WAL grammar and writes through the same
-//! [`ArchiveStore`] as the local transport, so a reply of OK means the file is durable.
+//! [`ArchiveStore`] and [`PartialStore`] as the local transport, so a reply of OK means the
+//! bytes are durable.
 //! Directories come from the standby's own config, never from the request: the master's
 //! key can add WAL files and create walmgr's directories, nothing else.
 
 mod compressed;
 
-/// Who sends requests, as the standby's errors name it.
-const MASTER: &str = "the master";
-
 use std::io::{self, BufRead, Read, Write};
 use std::path::PathBuf;
 
+use crate::archive::partial::{PartialStore, MAX_CHUNK};
 use crate::archive::store::{ArchiveStore, Stored};
 use crate::error::{Error, Result};
 use crate::os::files::create_private_dir;
-use crate::wal::name::WalFileName;
+use crate::wal::name::{SegmentName, WalFileName};
 
 use compressed::{Packer, Unpacker};
+
+/// Who sends requests, as the standby's errors name it.
+const MASTER: &str = "the master";
 
 const VERSION: &str = "1";
 /// Larger than any WAL segment (1 GB) or history file; anything bigger is a broken peer.
@@ -63,9 +67,11 @@ impl Encoding {
     }
 }
 
-/// What the standby's side serves: its archive store and the directories `setup` may create.
+/// What the standby's side serves: its archive store, the partial copies of in-progress
+/// segments, and the directories `setup` may create.
 pub struct Receiver {
     pub store: ArchiveStore,
+    pub partials: PartialStore,
     pub dirs: Vec<PathBuf>,
 }
 
@@ -115,6 +121,18 @@ impl Receiver {
                     served += 1;
                     self.put(name, len, encoding, &mut input)?
                 }
+                ["PARTIAL", name, offset, len] => {
+                    let (Ok(offset), Some(len)) = (
+                        offset.parse::<u64>(),
+                        len.parse().ok().filter(|l| *l <= MAX_CHUNK),
+                    ) else {
+                        return Err(Error::protocol(
+                            MASTER,
+                            format!("bad offset or length in {line:?}"),
+                        ));
+                    };
+                    self.partial(name, offset, len, encoding, &mut input)?
+                }
                 ["DIRS", mode @ ("check" | "create")] => self.dirs(*mode == "create"),
                 _ => {
                     // Not ours: say so, then end the session (the stream cannot be trusted).
@@ -135,31 +153,40 @@ impl Receiver {
         encoding: Encoding,
         input: &mut impl BufRead,
     ) -> Result<String> {
-        let stream_err = |e| Error::io("read a file from", "the connection", e);
-        let result = match encoding {
-            Encoding::Plain => {
-                let mut body = input.take(len);
-                let result = WalFileName::parse(name)
-                    .and_then(|n| self.store.archive_stream(&n, &mut body, len));
-                // Whatever happened, the announced bytes are consumed so the next request
-                // lines up.
-                io::copy(&mut body, &mut io::sink()).map_err(stream_err)?;
-                if body.limit() > 0 {
-                    return Err(stream_err(io::ErrorKind::UnexpectedEof.into()));
-                }
-                result
+        let result = with_body(input, len, encoding, |body| {
+            let name = WalFileName::parse(name)?;
+            let stored = self.store.archive_stream(&name, body, len)?;
+            if let WalFileName::Segment(segment) = name {
+                retire_partial(&self.partials, &segment);
             }
-            Encoding::Zstd => {
-                let mut body = Unpacker::new(input, len).map_err(stream_err)?;
-                let result = WalFileName::parse(name)
-                    .and_then(|n| self.store.archive_stream(&n, &mut body, len));
-                body.drain().map_err(stream_err)?;
-                result
-            }
-        };
+            Ok(stored)
+        })?;
         Ok(match result {
             Ok(Stored::Written) => "OK written".into(),
             Ok(Stored::AlreadyPresent) => "OK present".into(),
+            Err(e) => format!("ERR {}", one_line(&e.to_string())),
+        })
+    }
+
+    /// Receives in-progress WAL of one segment. Err only when the stream itself broke.
+    fn partial(
+        &self,
+        name: &str,
+        offset: u64,
+        len: u64,
+        encoding: Encoding,
+        input: &mut impl BufRead,
+    ) -> Result<String> {
+        let result = with_body(input, len, encoding, |body| {
+            match WalFileName::parse(name)? {
+                WalFileName::Segment(segment) => self.partials.write(&segment, offset, body, len),
+                other => Err(Error::refused(format!(
+                    "{other} is not a segment: only segments have partial copies"
+                ))),
+            }
+        })?;
+        Ok(match result {
+            Ok(()) => format!("OK held {}", offset + len),
             Err(e) => format!("ERR {}", one_line(&e.to_string())),
         })
     }
@@ -179,6 +206,43 @@ impl Receiver {
             "OK {}",
             serde_json::to_string(&names).expect("strings serialize")
         )
+    }
+}
+
+/// Hands `work` the `len`-byte body of a request (decompressed as the session agreed), then
+/// consumes whatever it left so that the next request lines up. The outer Err is a broken
+/// stream, the inner one `work`'s answer.
+fn with_body<T>(
+    input: &mut impl BufRead,
+    len: u64,
+    encoding: Encoding,
+    work: impl FnOnce(&mut dyn Read) -> Result<T>,
+) -> Result<Result<T>> {
+    let stream_err = |e| Error::io("read a file from", "the connection", e);
+    match encoding {
+        Encoding::Plain => {
+            let mut body = input.take(len);
+            let result = work(&mut body);
+            io::copy(&mut body, &mut io::sink()).map_err(stream_err)?;
+            if body.limit() > 0 {
+                return Err(stream_err(io::ErrorKind::UnexpectedEof.into()));
+            }
+            Ok(result)
+        }
+        Encoding::Zstd => {
+            let mut body = Unpacker::new(input, len).map_err(stream_err)?;
+            let result = work(&mut body);
+            body.drain().map_err(stream_err)?;
+            Ok(result)
+        }
+    }
+}
+
+/// The complete segment is durable in completed_wals: its partial copy has served. A copy
+/// that cannot be removed is left for the purge; the archived segment counts.
+pub fn retire_partial(partials: &PartialStore, segment: &SegmentName) {
+    if let Err(e) = partials.retire(segment) {
+        tracing::warn!("{segment} is archived, but its partial copy stays: {e}");
     }
 }
 
@@ -283,6 +347,35 @@ impl<R: BufRead, W: Write> Client<R, W> {
         }
     }
 
+    /// Sends in-progress WAL: `bytes` of `segment` from `offset` on. Ok once the standby
+    /// says they are durable in its partial copy.
+    pub fn partial(&mut self, segment: &SegmentName, offset: u64, bytes: &[u8]) -> Result<()> {
+        let len = bytes.len() as u64;
+        let encoding = self.encoding;
+        if encoding == Encoding::Zstd && self.packer.is_none() {
+            self.packer = Some(Packer::new().map_err(|e| self.io_fail(e))?);
+        }
+        let mut packer = self.packer.take();
+        let sent = self.send(|w| {
+            writeln!(w, "PARTIAL {segment} {offset} {len}")?;
+            match packer.as_mut() {
+                Some(p) => p.send(&mut &bytes[..], len, w).map(|_| ()),
+                None => w.write_all(bytes),
+            }
+        });
+        self.packer = packer;
+        sent?;
+        let expected = format!("held {}", offset + len);
+        match self.reply(&format!("{segment} from {offset}"))? {
+            Ok(text) if text == expected => Ok(()),
+            Ok(text) => Err(self.fail(format!("unexpected reply {text:?} for {segment}"))),
+            Err(refusal) => Err(Error::remote(
+                &self.peer,
+                format!("refused in-progress WAL of {segment} from {offset}: {refusal}"),
+            )),
+        }
+    }
+
     /// The standby's walmgr directories that are missing; `create` creates them first and
     /// returns the ones it created.
     pub fn dirs(&mut self, create: bool) -> Result<Vec<PathBuf>> {
@@ -348,7 +441,6 @@ impl<R: BufRead, W: Write> Client<R, W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wal::name::SegmentName;
     use crate::wal::segment::tests::fake_segment;
     use std::io::{BufReader, Cursor};
     use std::os::unix::net::UnixStream;
@@ -357,6 +449,7 @@ mod tests {
     fn receiver(dir: &std::path::Path) -> Receiver {
         Receiver {
             store: ArchiveStore::new(dir.join("logs.complete")),
+            partials: PartialStore::new(dir.join("logs.partial")),
             dirs: vec![dir.join("logs.complete"), dir.join("logs.partial")],
         }
     }
@@ -413,6 +506,39 @@ mod tests {
             for (name, data) in &files {
                 assert_eq!(&std::fs::read(receiver.store.path_of(name)).unwrap(), data);
             }
+        }
+    }
+
+    #[test]
+    fn in_progress_wal_arrives_in_pieces_and_its_copy_goes_once_the_segment_is_archived() {
+        for encoding in [Encoding::Plain, Encoding::Zstd] {
+            let dir = tempfile::tempdir().unwrap();
+            let (name, data) = segment(6);
+            let WalFileName::Segment(seg) = name else {
+                unreachable!()
+            };
+            let (replies, receiver) = session(receiver(dir.path()), encoding, |c| {
+                c.dirs(true).unwrap();
+                let mut replies = vec![
+                    c.partial(&seg, 0, &data[..9000]),
+                    c.partial(&seg, 9000, &data[9000..30_000]),
+                    // A gap: refused, and the session goes on.
+                    c.partial(&seg, 40_000, &data[40_000..41_000]),
+                ];
+                assert!(!c.is_broken(), "a refusal keeps the session usable");
+                replies.push(c.partial(&seg, 30_000, &data[30_000..31_000]));
+                (replies, c.put(&name, &data[..], data.len() as u64))
+            });
+            let (partials, archived) = replies;
+            assert!(partials[0].is_ok() && partials[1].is_ok(), "{partials:?}");
+            let gap = partials[2].as_ref().unwrap_err().to_string();
+            assert!(gap.contains("gap"), "{gap}");
+            assert!(partials[3].is_ok(), "{partials:?}");
+            assert!(matches!(archived, Ok(Stored::Written)));
+            assert!(
+                !receiver.partials.path_of(&seg).exists(),
+                "the partial copy outlived its archived segment"
+            );
         }
     }
 

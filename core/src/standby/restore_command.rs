@@ -8,11 +8,12 @@
 use std::path::Path;
 
 use crate::archive::control::{Control, ControlFiles};
+use crate::archive::partial::PartialStore;
 use crate::archive::store::ArchiveStore;
 use crate::changes::Changes;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::wal::WalFileName;
+use crate::wal::{SegmentName, WalFileName};
 
 /// What the archive answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,9 +72,51 @@ pub fn hand_out(
         Ok(None) => Ok(Answer::NotAvailable(format!(
             "{name}: not restored (--not-really)"
         ))),
+        Err(e) if e.is_not_found() => {
+            if controls.is_set(Control::Stop) {
+                if let WalFileName::Segment(segment) = name {
+                    return hand_out_partial(config, &segment, dst, changes);
+                }
+            }
+            Ok(Answer::NotAvailable(format!(
+                "{name} is not in {} (yet)",
+                store.dir().display()
+            )))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Recovery is ending (STOP) and the archive lacks `segment`: the partial copy of it, if
+/// the master shipped one, carries the last commits. Recovery replays it up to where the
+/// shipped WAL ends (the zeros after it), and opens there.
+fn hand_out_partial(
+    config: &Config,
+    segment: &SegmentName,
+    dst: &Path,
+    changes: &mut Changes,
+) -> Result<Answer> {
+    let partials = PartialStore::new(&config.partial_wals);
+    let held = partials.held(segment)?.map_or(0, |h| h.len);
+    let what = format!(
+        "copy {} ({held} bytes of WAL, zero-padded) to {}",
+        partials.path_of(segment).display(),
+        dst.display()
+    );
+    match changes.apply(what, || partials.restore_to(segment, dst)) {
+        Ok(Some(bytes)) => {
+            tracing::info!(
+                "handed out the partial copy of {segment} ({held} bytes of WAL): recovery ends in it"
+            );
+            Ok(Answer::HandedOut { bytes })
+        }
+        Ok(None) => Ok(Answer::NotAvailable(format!(
+            "{segment}: not restored (--not-really)"
+        ))),
         Err(e) if e.is_not_found() => Ok(Answer::NotAvailable(format!(
-            "{name} is not in {} (yet)",
-            store.dir().display()
+            "{segment} is neither in {} nor in {}: recovery ends before it",
+            config.completed_wals.display(),
+            config.partial_wals.display()
         ))),
         Err(e) => Err(e),
     }
