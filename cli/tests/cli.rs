@@ -461,12 +461,18 @@ fn xpartialsync_refuses_each_kind_of_bad_input_and_keeps_the_file_byte_identical
             "past the segment size",
             partialsync(&s0, &name, MB - 100, 4000, &junk),
         ),
-        ("a gap", partialsync(&s0, &name, 25_000, 4000, &data[25_000..29_000])),
+        (
+            "a gap",
+            partialsync(&s0, &name, 25_000, 4000, &data[25_000..29_000]),
+        ),
         (
             "fewer bytes than announced",
             partialsync(&s0, &name, 20_000, 4000, &data[20_000..22_000]),
         ),
-        ("not a WAL segment name", partialsync(&s0, "00000001.history", 0, 4000, &junk)),
+        (
+            "not a WAL segment name",
+            partialsync(&s0, "00000001.history", 0, 4000, &junk),
+        ),
         (
             "bytes that differ from those held",
             partialsync(&s0, &name, 10_000, 4000, &junk),
@@ -479,7 +485,11 @@ fn xpartialsync_refuses_each_kind_of_bad_input_and_keeps_the_file_byte_identical
 
     let resend = partialsync(&s0, &name, 8192, 11_808, &data[8192..20_000]);
     assert!(resend.status.success(), "{}", text(&resend.stderr));
-    assert_eq!(fs::read(&partial).unwrap(), held, "an identical resend changed the file");
+    assert_eq!(
+        fs::read(&partial).unwrap(),
+        held,
+        "an identical resend changed the file"
+    );
 
     // Offset 0 with other bytes: the master restarted and rewrote its tail.
     let mut again = data[..12_000].to_vec();

@@ -26,6 +26,7 @@ pub mod os;
 pub mod remote;
 pub mod server;
 pub mod setup;
+pub mod shipping;
 pub mod standby;
 pub mod status;
 pub mod wal;

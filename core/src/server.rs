@@ -89,3 +89,20 @@ pub struct ServerState {
     /// The timeline it writes on, once out of recovery.
     pub timeline: Option<u32>,
 }
+
+/// The master's WAL as the shipping loop reads it: how far it is flushed, and where the
+/// files are. In-process (the background worker) or over a connection (`syncdaemon`).
+pub trait WalSource {
+    /// How far WAL is flushed to disk, and on which timeline.
+    fn flush(&mut self) -> Result<Flush>;
+    /// The newest segment number the server has removed or recycled, when it can tell
+    /// (in-process only); a segment at or below it may hold other WAL by now.
+    fn last_removed_segno(&mut self) -> Option<u64>;
+}
+
+/// A flush position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flush {
+    pub lsn: Lsn,
+    pub timeline: u32,
+}

@@ -98,7 +98,8 @@ impl LongPageHeader {
 pub(crate) mod tests {
     use super::*;
 
-    /// A synthetic segment of `seg_size` bytes whose first page header says it is `name`.
+    /// A synthetic segment of `seg_size` bytes whose first page header says it is `name`,
+    /// and whose every 8 KB page carries the WAL page magic and its own address.
     pub(crate) fn fake_segment(name: &SegmentName, seg_size: u32) -> Vec<u8> {
         let mut data = vec![0u8; seg_size as usize];
         data[0..2].copy_from_slice(&0xD110u16.to_ne_bytes());
@@ -110,6 +111,12 @@ pub(crate) mod tests {
         data[36..40].copy_from_slice(&8192u32.to_ne_bytes());
         for (i, b) in data.iter_mut().enumerate().skip(LONG_HEADER_LEN) {
             *b = (i % 251) as u8;
+        }
+        let start = name.start_lsn(seg_size);
+        for (i, page) in data.chunks_mut(8192).enumerate().skip(1) {
+            page[0..2].copy_from_slice(&0xD110u16.to_ne_bytes());
+            page[2..8].fill(0);
+            page[8..16].copy_from_slice(&(start + i as u64 * 8192).to_ne_bytes());
         }
         data
     }
