@@ -24,6 +24,23 @@ pub struct Cli {
     #[arg(short = 'n', long = "not-really", global = true)]
     pub not_really: bool,
 
+    /// syncdaemon: run in the background (needs `pidfile` in the config).
+    #[arg(short = 'd', long = "daemon", global = true)]
+    pub daemon: bool,
+
+    /// Tell the running syncdaemon of this config to reload it (SIGHUP).
+    #[arg(short = 'r', long = "reload", global = true)]
+    pub reload: bool,
+
+    /// Stop the running syncdaemon of this config safely: it ships what is flushed first
+    /// (SIGINT).
+    #[arg(short = 's', long = "stop", global = true)]
+    pub stop: bool,
+
+    /// Kill the running syncdaemon of this config immediately (SIGTERM).
+    #[arg(short = 'k', long = "kill", global = true)]
+    pub kill: bool,
+
     /// Override config settings: "key=val[,key=val]".
     #[arg(long = "set", value_name = "KEY=VAL[,KEY=VAL]", global = true)]
     pub set: Vec<String>,
@@ -129,6 +146,16 @@ pub enum Command {
         json: bool,
     },
 
+    /// Master: ship in-progress WAL to the standby now, once (walmgr.sync()).
+    Sync,
+
+    /// Master: ship in-progress WAL continuously, for a master that does not preload the
+    /// extension (-d: in the background).
+    Syncdaemon,
+
+    /// Master: run periodic_command now.
+    Periodic,
+
     /// Slave: end replay and open the standby for writes.
     ///
     /// It replays everything the archive holds first, however long that takes.
@@ -198,6 +225,9 @@ impl Command {
             Command::Listbackups => "listbackups",
             Command::Restore { .. } => "restore",
             Command::Boot => "boot",
+            Command::Sync => "sync",
+            Command::Syncdaemon => "syncdaemon",
+            Command::Periodic => "periodic",
             Command::Cleanup => "cleanup",
             Command::Status { .. } => "status",
             Command::Pause => "pause",

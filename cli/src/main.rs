@@ -59,7 +59,8 @@ fn run(cli: Cli, logfile: &logging::LogFile) -> Result<()> {
         result?.iter().for_each(|line| println!("{line}"));
         return Ok(());
     }
-    let (Some(config_path), Some(command)) = (cli.config, cli.command) else {
+    let command = cli.command;
+    let Some(config_path) = cli.config else {
         usage_exit(
             "a config file and a command are required (or a config-less option such as \
              --ini, --init-master, --init-slave, --ssh-keygen, --ssh-add-key, --ssh-remove-key)",
@@ -73,6 +74,20 @@ fn run(cli: Cli, logfile: &logging::LogFile) -> Result<()> {
     let mut ctx = Context {
         config,
         changes: Changes::new(cli.not_really),
+    };
+    if cli.reload || cli.stop || cli.kill {
+        if !matches!(command, Some(Command::Syncdaemon) | None) {
+            return Err(Error::Usage(
+                "-r, -s and -k signal the syncdaemon of the config; give no other command".into(),
+            )
+            .into());
+        }
+        let result = commands::shipping::signal_daemon(&mut ctx, cli.reload, cli.stop);
+        print_dry_run(&ctx.changes);
+        return result;
+    }
+    let Some(command) = command else {
+        usage_exit("a command is required after the config file");
     };
     let result = match &command {
         Command::Setup => commands::master::setup(&mut ctx),
@@ -100,6 +115,9 @@ fn run(cli: Cli, logfile: &logging::LogFile) -> Result<()> {
         Command::Cleanup => commands::standby::cleanup(&mut ctx),
         Command::Status { json } => commands::status::run(&mut ctx, *json),
         Command::Boot => commands::standby::boot(&mut ctx),
+        Command::Sync => commands::shipping::sync(&mut ctx),
+        Command::Syncdaemon => commands::shipping::syncdaemon(&mut ctx, cli.daemon),
+        Command::Periodic => commands::shipping::periodic(&mut ctx),
         Command::Pause => commands::standby::pause(&mut ctx),
         Command::Continue => commands::standby::resume(&mut ctx),
         Command::Xlock => commands::backups::xlock(&mut ctx),

@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use postgres::Client;
-use walmgr_core::server::{ArchiveStatus, BackupSource, BackupStop, Master, ServerState, Standby};
+use walmgr_core::server::{
+    ArchiveStatus, BackupSource, BackupStop, Flush, Master, ServerState, Standby, WalSource,
+};
+use walmgr_core::shipping::reader::Cluster;
 use walmgr_core::wal::Lsn;
 use walmgr_core::{cluster, os, Error, Result};
 
@@ -34,6 +37,11 @@ impl Connection {
         self.client
             .query_one(sql, &[])
             .map_err(|e| server_error(sql, &e))
+    }
+
+    /// `walmgr.sync()`: the master ships its in-progress WAL now; the LSN the standby holds.
+    pub fn sync(&mut self) -> Result<String> {
+        Ok(self.one("SELECT walmgr.sync()::text")?.get(0))
     }
 }
 
@@ -72,7 +80,8 @@ impl Master for Connection {
         let row = self.one(
             "SELECT last_archived_wal, last_archived_time::text, files_waiting, bytes_behind, \
              last_failed_wal, last_error, last_error_time::text, transport, archived_count, \
-             failed_count FROM walmgr.status",
+             failed_count, shipper_state, partial_lsn::text, partial_time::text, \
+             partial_bytes_behind, shipper_errors, shipper_last_error FROM walmgr.status",
         )?;
         Ok(ArchiveStatus {
             last_archived_wal: row.get(0),
@@ -85,6 +94,12 @@ impl Master for Connection {
             transport: row.get(7),
             archived_count: row.get(8),
             failed_count: row.get(9),
+            shipper_state: row.get(10),
+            partial_lsn: row.get(11),
+            partial_time: row.get(12),
+            partial_bytes_behind: row.get(13),
+            shipper_errors: row.get(14),
+            shipper_last_error: row.get(15),
         })
     }
 }
@@ -223,5 +238,89 @@ impl Standby for LocalStandby {
                 String::from_utf8_lossy(&out.stderr).trim()
             ),
         })
+    }
+}
+
+/// The master's WAL as `syncdaemon` sees it: the flush position over a connection (made
+/// again after the master restarted), the bytes from master_data's pg_wal.
+pub struct SqlWal {
+    conninfo: String,
+    client: Option<Client>,
+}
+
+impl SqlWal {
+    pub fn new(conninfo: &str) -> SqlWal {
+        SqlWal {
+            conninfo: conninfo.to_string(),
+            client: None,
+        }
+    }
+
+    fn client(&mut self) -> Result<&mut Client> {
+        if self.client.is_none() {
+            self.client = Some(db::connect(&self.conninfo)?);
+        }
+        Ok(self.client.as_mut().expect("just connected"))
+    }
+
+    fn one(&mut self, sql: &str) -> Result<postgres::Row> {
+        let result = self.client()?.query_one(sql, &[]);
+        result.map_err(|e| {
+            // A broken connection is made again at the next question.
+            self.client = None;
+            server_error(sql, &e)
+        })
+    }
+
+    /// Segment size and system identifier from the server, pg_wal from master_data.
+    pub fn cluster(&mut self, master_data: &Path) -> Result<Cluster> {
+        let row = self.one(
+            "SELECT (SELECT setting::int FROM pg_settings WHERE name = 'wal_segment_size'), \
+             (SELECT system_identifier FROM pg_control_system())::text",
+        )?;
+        let seg_size: i32 = row.get(0);
+        let system_id: String = row.get(1);
+        Ok(Cluster {
+            pg_wal: master_data.join("pg_wal"),
+            seg_size: seg_size as u32,
+            system_id: system_id
+                .parse()
+                .map_err(|_| Error::server("pg_control_system()", "no system identifier"))?,
+        })
+    }
+}
+
+impl WalSource for SqlWal {
+    fn flush(&mut self) -> Result<Flush> {
+        let row = self.one(
+            "SELECT CASE WHEN pg_is_in_recovery() THEN NULL \
+                    ELSE pg_current_wal_flush_lsn()::text END, \
+                    CASE WHEN pg_is_in_recovery() THEN NULL \
+                    ELSE pg_walfile_name(pg_current_wal_flush_lsn()) END",
+        )?;
+        let (Some(lsn), Some(file)) = (
+            row.get::<_, Option<String>>(0),
+            row.get::<_, Option<String>>(1),
+        ) else {
+            // A master in recovery has nothing of its own to ship.
+            return Ok(Flush {
+                lsn: Lsn(0),
+                timeline: 0,
+            });
+        };
+        let timeline = file
+            .get(..8)
+            .and_then(|t| u32::from_str_radix(t, 16).ok())
+            .ok_or_else(|| Error::server("pg_walfile_name()", format!("unexpected {file:?}")))?;
+        Ok(Flush {
+            lsn: lsn.parse()?,
+            timeline,
+        })
+    }
+
+    /// Not visible over a connection: the reader's own checks (page addresses, the file
+    /// still under its name) catch a recycled segment.
+    fn last_removed_segno(&mut self) -> Option<u64> {
+        None
     }
 }

@@ -36,6 +36,14 @@ pub struct ArchiveStatus {
     pub transport: Option<String>,
     pub archived_count: i64,
     pub failed_count: i64,
+    /// The in-progress shipping loop: its state, the LSN the standby holds and since when,
+    /// how far the flush is ahead of it, errors.
+    pub shipper_state: Option<String>,
+    pub partial_lsn: Option<String>,
+    pub partial_time: Option<String>,
+    pub partial_bytes_behind: Option<i64>,
+    pub shipper_errors: i64,
+    pub shipper_last_error: Option<String>,
 }
 
 /// The server a base backup copies: the master, or a standby in recovery.

@@ -4,11 +4,13 @@
 use serde_json::{json, Map, Value};
 
 use crate::archive::control::{Control, ControlFiles};
+use crate::archive::partial::PartialStore;
 use crate::archive::{listing, lock};
 use crate::backup::catalog;
 use crate::config::Config;
 use crate::error::Result;
 use crate::server::{Master, Standby};
+use crate::wal::Lsn;
 
 /// One flat object, keys in name order.
 pub type Report = Map<String, Value>;
@@ -27,6 +29,12 @@ pub fn master(server: &mut dyn Master) -> Result<Report> {
     m.insert("transport".into(), json!(s.transport));
     m.insert("archived_count".into(), json!(s.archived_count));
     m.insert("failed_count".into(), json!(s.failed_count));
+    m.insert("shipper_state".into(), json!(s.shipper_state));
+    m.insert("partial_lsn".into(), json!(s.partial_lsn));
+    m.insert("partial_time".into(), json!(s.partial_time));
+    m.insert("partial_bytes_behind".into(), json!(s.partial_bytes_behind));
+    m.insert("shipper_errors".into(), json!(s.shipper_errors));
+    m.insert("shipper_last_error".into(), json!(s.shipper_last_error));
     Ok(m)
 }
 
@@ -70,6 +78,17 @@ pub fn standby(config: &Config, server: Option<&mut dyn Standby>) -> Result<Repo
     segments.sort();
     m.insert("archived_segments".into(), json!(segments.len()));
     m.insert("newest_archived".into(), json!(segments.last()));
+    // The newest partial copy: the master's in-progress segment, as far as it reaches.
+    let newest_partial = PartialStore::new(&config.partial_wals).newest();
+    m.insert(
+        "newest_partial".into(),
+        json!(newest_partial.map(|(s, _)| s.to_string())),
+    );
+    m.insert(
+        "partial_reaches".into(),
+        json!(newest_partial
+            .map(|(s, held)| { Lsn(s.start_lsn(held.seg_size as u32) + held.len).to_string() })),
+    );
     let backups: Vec<Value> = catalog::list(&config.full_backup)?
         .iter()
         .map(|s| {

@@ -13,6 +13,7 @@ mod logging;
 mod settings;
 mod sql_api;
 mod status;
+mod worker;
 
 ::pgrx::pg_module_magic!(name, version);
 
@@ -24,6 +25,7 @@ pub extern "C-unwind" fn _PG_init() {
     // loaded by the archiver (archive_library) and by CREATE EXTENSION.
     if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
         status::init_shared_memory();
+        worker::register();
     }
 }
 

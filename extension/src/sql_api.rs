@@ -1,4 +1,8 @@
-//! The SQL functions of schema walmgr that change the server. Superuser only.
+//! The SQL functions of schema walmgr that change the server or ship WAL. Superuser only.
+
+// pgrx raises an ErrorReport with its own SQLSTATE only when it is the Err itself, not a
+// Box of it: the size is the price of the right error code.
+#![allow(clippy::result_large_err)]
 
 use std::path::PathBuf;
 
@@ -8,11 +12,15 @@ use pgrx::PgSqlErrorCode;
 use walmgr_core::changes::Changes;
 use walmgr_core::config::{Config, Role};
 use walmgr_core::remote;
+use walmgr_core::server::WalSource;
 use walmgr_core::setup::server_settings::{self, Plan};
+use walmgr_core::shipping::periodic::Periodic;
+use walmgr_core::shipping::{Round, Shipper};
+use walmgr_core::wal::Lsn;
 use walmgr_core::Error;
 
 use crate::error::report;
-use crate::{alter_system, settings};
+use crate::{alter_system, settings, status, worker};
 
 /// Configures the server to archive through walmgr with the master config at `config_path`
 /// (default: the current `walmgr.config`) and creates the slave directories. One line per
@@ -99,11 +107,69 @@ fn summary(changes: &Changes, plan: &Plan) -> String {
     lines.join("\n")
 }
 
+/// Ships in-progress WAL up to the current flush position now, from this backend, and
+/// returns the LSN the standby then holds (as text; `walmgr.sync()` returns it as pg_lsn).
+#[pg_extern(volatile, parallel_unsafe)]
+fn sync_lsn() -> Result<String, ErrorReport> {
+    let config = master_config()?;
+    let mut shipper = Shipper::new(worker::this_cluster());
+    let mut source = worker::InProcess::new();
+    let resumed = status::acknowledged()
+        .and_then(|(lsn, tli)| shipper.position_of(Lsn(lsn), tli))
+        .map(|p| shipper.resume_at(p))
+        .is_some();
+    let mut transport = remote::for_master(&config).map_err(report)?;
+    let target = source.flush().map_err(report)?;
+    let mut retried = !resumed;
+    loop {
+        match shipper.round(&mut source, transport.as_mut()) {
+            Ok(Round::Shipped { to, .. }) if to < target.lsn => continue,
+            Ok(_) => break,
+            // The worker's position may be stale (the standby restarted the copy): once
+            // more from the segment's start.
+            Err(_) if !retried => retried = true,
+            Err(e) => return Err(report(e)),
+        }
+    }
+    let held = shipper.acknowledged().unwrap_or(target.lsn);
+    status::record_synced(held.0, target.timeline);
+    Ok(held.to_string())
+}
+
+/// Runs periodic_command now; false when none is configured.
+#[pg_extern(volatile, parallel_unsafe)]
+fn periodic() -> Result<bool, ErrorReport> {
+    let config = master_config()?;
+    Periodic::run_now(&config).map_err(report)
+}
+
+/// The master config `walmgr.config` names.
+fn master_config() -> Result<Config, ErrorReport> {
+    let path = settings::config_path().ok_or_else(|| {
+        ErrorReport::new(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "walmgr.config is not set (run `walmgr <master config> setup`)",
+            "walmgr",
+        )
+    })?;
+    let config = Config::load(&path, &[]).map_err(report)?;
+    config
+        .require_role(Role::Master, "walmgr.sync()")
+        .map_err(report)?;
+    Ok(config)
+}
+
 extension_sql!(
     r#"
+CREATE FUNCTION sync() RETURNS pg_lsn LANGUAGE sql VOLATILE
+    AS $$ SELECT @extschema@.sync_lsn()::pg_lsn $$;
+COMMENT ON FUNCTION sync() IS 'ships in-progress WAL up to the current flush position; returns the LSN the standby holds';
 REVOKE ALL ON FUNCTION setup(text, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION stop(boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION sync_lsn() FROM PUBLIC;
+REVOKE ALL ON FUNCTION sync() FROM PUBLIC;
+REVOKE ALL ON FUNCTION periodic() FROM PUBLIC;
 "#,
     name = "superuser_only",
-    requires = [setup, stop]
+    requires = [setup, stop, sync_lsn, periodic]
 );

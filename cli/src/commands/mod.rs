@@ -5,6 +5,7 @@
 pub mod backup;
 pub mod backups;
 pub mod master;
+pub mod shipping;
 pub mod standby;
 pub mod status;
 pub mod xarchive;

@@ -2,6 +2,7 @@
 //! name, processes, files handed to their directory's owner, and shell commands.
 
 pub mod files;
+pub mod pidfile;
 pub mod process;
 pub mod shell;
 pub mod users;

@@ -12,6 +12,13 @@ pub fn alive(pid: i32) -> bool {
     pid > 0 && matches!(kill(Pid::from_raw(pid), None), Ok(()) | Err(Errno::EPERM))
 }
 
+/// Detaches from the terminal: forks, starts a new session, and points stdin, stdout and
+/// stderr at /dev/null (logs then go to the config's logfile only).
+pub fn daemonize() -> crate::error::Result<()> {
+    nix::unistd::daemon(true, false)
+        .map_err(|e| crate::error::Error::io("daemonize", "this process", std::io::Error::from(e)))
+}
+
 /// Start time of `pid` in clock ticks since boot (/proc/PID/stat field 22), None if there
 /// is no such process or it is a zombie. With the pid it tells a live process from a new
 /// one that got the same pid.

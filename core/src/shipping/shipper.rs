@@ -53,6 +53,23 @@ impl Shipper {
         self.held
     }
 
+    /// Starts from what another loop already had acknowledged (`walmgr.sync()` after the
+    /// worker): the standby holds `segment` up to `offset`.
+    pub fn resume_at(&mut self, position: Position) {
+        self.held = Some(position);
+    }
+
+    /// The position of `lsn` (acknowledged on `timeline`) in this cluster's segments.
+    pub fn position_of(&self, lsn: Lsn, timeline: u32) -> Option<Position> {
+        let seg_size = u64::from(self.cluster.seg_size);
+        let segno = lsn.0.checked_sub(1)? / seg_size;
+        let segment = SegmentName::from_segno(timeline, segno, self.cluster.seg_size);
+        Some(Position {
+            segment,
+            offset: lsn.0 - segment.start_lsn(self.cluster.seg_size),
+        })
+    }
+
     /// Forgets what the standby holds: the next round starts its segment at offset 0. After
     /// any failure, as the standby's copy may now differ from what this loop thinks.
     pub fn restart(&mut self) {

@@ -1,0 +1,285 @@
+//! Failover loses nothing: the master's in-progress WAL reaches the standby's partial_wals
+//! while it is written, and `boot` replays it, so a master that dies between segment
+//! switches takes no acknowledged commit with it.
+
+use std::fs;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use walmgr_core::wal::Lsn;
+use walmgr_tests::shipping::{path, Shipping, WAIT};
+use walmgr_tests::{Cluster, Pg};
+
+fn lsn(text: &str) -> Lsn {
+    text.parse().expect("an LSN")
+}
+
+/// The LSN the standby holds, as walmgr.status says (None before the first ship).
+fn acknowledged(s: &Shipping) -> Option<Lsn> {
+    s.master
+        .query_one::<Option<String>>("SELECT partial_lsn::text FROM walmgr.status")
+        .map(|t| lsn(&t))
+}
+
+fn flushed(c: &Cluster) -> Lsn {
+    lsn(&c.query_one::<String>("SELECT pg_current_wal_flush_lsn()::text"))
+}
+
+fn count(c: &Cluster, table: &str) -> i64 {
+    c.query_one(&format!("SELECT count(*) FROM {table}"))
+}
+
+/// A slave config for booting `standby` (its data, its binaries, the shared walshipping).
+fn boot_config(s: &Shipping, standby: &Cluster) -> PathBuf {
+    s.dir.write(
+        "boot.toml",
+        format!(
+            "[walmgr]\nslave_data = \"{}\"\nslave_bin = \"{}\"\nwalmgr_data = \"{}\"\n",
+            standby.data.display(),
+            standby.pg.bindir.display(),
+            s.dir.join("walshipping").display()
+        ),
+    )
+}
+
+/// The worker ships every 0.1 s at the latest (it is also woken on flush on 16+).
+fn ship_often(s: &Shipping) {
+    s.add_to_master_config("loop_delay = 0.1");
+    s.master.reload();
+    s.master.execute("SELECT txid_current()");
+    caught_up(s);
+}
+
+/// Waits until the standby holds everything the master has flushed.
+fn caught_up(s: &Shipping) {
+    s.master
+        .wait_until("the standby holds all flushed WAL", WAIT, || {
+            acknowledged(s).is_some_and(|a| a >= flushed(&s.master))
+        });
+}
+
+fn signal(pid: i32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
+/// Single-row transactions, one after another, for `run`, with no segment switch; each
+/// with an upper bound of its commit record's end (the flush position read right after
+/// the commit returned: synchronous_commit made it durable by then). While it runs the
+/// acknowledged position is sampled; returns (commits, samples).
+fn commit_for(s: &Shipping, run: Duration) -> (Vec<(i64, Lsn)>, Vec<Lsn>) {
+    let mut client = s.master.connect();
+    let mut commits = Vec::new();
+    let mut samples = Vec::new();
+    let started = Instant::now();
+    let mut id = 0;
+    while started.elapsed() < run {
+        id += 1;
+        client
+            .execute("INSERT INTO rpo VALUES ($1, now())", &[&id])
+            .expect("commit");
+        let after: String = client
+            .query_one("SELECT pg_current_wal_flush_lsn()::text", &[])
+            .expect("flush position")
+            .get(0);
+        commits.push((id, lsn(&after)));
+        if id % 10 == 0 {
+            samples.extend(acknowledged(s));
+        }
+    }
+    (commits, samples)
+}
+
+enum Crash {
+    Kill9,
+    ImmediateStop,
+}
+
+/// The scenario of the issue: a standby replaying the archive, a master committing
+/// single rows, the master dies, the standby boots: nothing acknowledged is lost, and
+/// with commits stopped a second before the crash, nothing committed is lost.
+fn failover_loses_nothing(s: Shipping, crash: Crash) {
+    s.master
+        .execute("CREATE TABLE rpo (id bigint PRIMARY KEY, at timestamptz)");
+    s.switch_and_wait();
+    let standby = s.standby("standby");
+    ship_often(&s);
+    let segment_before: String = s
+        .master
+        .query_one("SELECT pg_walfile_name(pg_current_wal_lsn())");
+
+    let (commits, samples) = commit_for(&s, Duration::from_secs(3));
+    let segment_after: String = s
+        .master
+        .query_one("SELECT pg_walfile_name(pg_current_wal_lsn())");
+    assert_eq!(
+        segment_before, segment_after,
+        "the workload switched segments"
+    );
+    assert!(
+        samples.windows(2).any(|w| w[1] > w[0]),
+        "the acknowledged LSN did not move while commits ran: {samples:?}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let last_acknowledged = acknowledged(&s).expect("something was acknowledged");
+    match crash {
+        Crash::Kill9 => s.master.kill9(),
+        Crash::ImmediateStop => {
+            s.master.pg_ctl(&["-m", "immediate", "-w", "stop"]);
+        }
+    }
+
+    let boot = boot_config(&s, &standby);
+    let out = s.walmgr.run_as_postgres(&[path(&boot), "boot"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "boot failed: {said}");
+    let opened = said
+        .split("opened for writes at ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(lsn)
+        .unwrap_or_else(|| panic!("boot did not say where it opened: {said}"));
+    assert!(
+        opened >= last_acknowledged,
+        "opened at {opened}, short of the acknowledged {last_acknowledged}: {said}"
+    );
+    let handed_out = fs::read_to_string(&standby.log).unwrap_or_default();
+    assert!(
+        handed_out.contains("handed out the partial copy of"),
+        "recovery did not get the partial copy; standby log:\n{handed_out}"
+    );
+    let present: Vec<i64> = standby.query_column("SELECT id FROM rpo ORDER BY id");
+    let acknowledged_rows: Vec<i64> = commits
+        .iter()
+        .filter(|(_, end)| *end <= last_acknowledged)
+        .map(|(id, _)| *id)
+        .collect();
+    let missing: Vec<&i64> = acknowledged_rows
+        .iter()
+        .filter(|id| !present.contains(id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "acknowledged commits lost: {missing:?} (last acknowledged {last_acknowledged})"
+    );
+    assert_eq!(
+        present.len(),
+        commits.len(),
+        "commits stopped a second before the crash: every one must be there"
+    );
+    standby.execute("INSERT INTO rpo VALUES (0, now())");
+}
+
+#[test]
+fn failover_after_kill_9_of_the_master_loses_nothing_on_postgresql_15() {
+    let s = Shipping::with_module(&Pg::major(15), "rpo15", &[]);
+    failover_loses_nothing(s, Crash::Kill9);
+}
+
+#[test]
+fn failover_after_an_immediate_stop_loses_nothing_on_postgresql_18() {
+    let s = Shipping::with_module(&Pg::major(18), "rpo18", &[]);
+    failover_loses_nothing(s, Crash::ImmediateStop);
+}
+
+#[test]
+fn failover_over_ssh_after_an_immediate_stop_loses_nothing_on_postgresql_15() {
+    let s = Shipping::over_ssh(&Pg::major(15), "rposs15", &[], "");
+    s.setup();
+    failover_loses_nothing(s, Crash::ImmediateStop);
+}
+
+#[test]
+fn failover_over_ssh_after_kill_9_loses_nothing_on_postgresql_18() {
+    let s = Shipping::over_ssh(&Pg::major(18), "rposs18", &[], "");
+    s.setup();
+    failover_loses_nothing(s, Crash::Kill9);
+}
+
+/// The postmaster's children other than walmgr's worker do not matter here.
+fn worker_pid(c: &Cluster) -> Option<i32> {
+    c.child_pid("walmgr")
+}
+
+#[test]
+fn the_worker_rides_out_an_unreachable_standby_and_its_own_deaths() {
+    let s = Shipping::over_ssh(&Pg::major(18), "worker", &["--wal-segsize=1"], "");
+    s.setup();
+    s.master.execute("CREATE TABLE w (x int)");
+    ship_often(&s);
+
+    // The standby's sshd goes away: errors are counted, the master is unharmed.
+    s.sshd().stop();
+    s.master.execute("INSERT INTO w VALUES (1)");
+    s.master
+        .wait_until("the worker reports failures", WAIT, || {
+            s.master
+                .query_one::<i64>("SELECT shipper_errors FROM walmgr.status")
+                > 0
+        });
+    s.sshd().start_again();
+    s.master.execute("INSERT INTO w VALUES (2)");
+    caught_up(&s);
+
+    // SIGTERM: the postmaster starts it again a few seconds later.
+    let first = worker_pid(&s.master).expect("the worker runs");
+    signal(first, "TERM");
+    s.master.wait_until("a new worker after SIGTERM", WAIT, || {
+        worker_pid(&s.master).is_some_and(|p| p != first)
+    });
+    s.master.execute("INSERT INTO w VALUES (3)");
+    caught_up(&s);
+
+    // SIGKILL: the postmaster restarts the whole server (crash recovery), and the worker.
+    let second = worker_pid(&s.master).expect("the worker runs");
+    signal(second, "KILL");
+    s.master
+        .wait_until("the server is back with a new worker", WAIT, || {
+            s.master.try_connect().is_ok() && worker_pid(&s.master).is_some_and(|p| p != second)
+        });
+    s.master.execute("INSERT INTO w VALUES (4)");
+    caught_up(&s);
+    assert_eq!(count(&s.master, "w"), 4);
+}
+
+#[test]
+fn a_promoted_standby_ships_its_new_timeline_from_the_segment_start() {
+    let s = Shipping::with_module(&Pg::major(15), "timeline", &["--wal-segsize=1"]);
+    s.master
+        .execute("CREATE TABLE tl (x int); INSERT INTO tl VALUES (1)");
+    s.switch_and_wait();
+    // The copy carries the master's settings: walmgr preloaded, walmgr.config.
+    let next = Cluster::base_backup_of(&s.master, &s.dir, "next");
+    s.master.stop();
+    let signal = next.data.join("standby.signal");
+    fs::write(&signal, "").unwrap();
+    walmgr_tests::chown_to_postgres(&signal);
+    next.set(&format!(
+        "restore_command = '{} {} xrestore %f %p'",
+        s.walmgr.bin.display(),
+        s.slave_config.display()
+    ));
+    s.add_to_master_config("loop_delay = 0.1");
+    next.start();
+    next.promote();
+    next.execute("INSERT INTO tl VALUES (2)");
+    let current: String = next.query_one("SELECT pg_walfile_name(pg_current_wal_flush_lsn())");
+    assert!(current.starts_with("00000002"), "{current}");
+    let partial = s.dir.join("walshipping/logs.partial").join(&current);
+    next.wait_until("the new timeline's segment in partial_wals", WAIT, || {
+        next.query_one::<Option<String>>("SELECT partial_lsn::text FROM walmgr.status")
+            .is_some_and(|a| lsn(&a) >= flushed(&next))
+            && partial.exists()
+    });
+    let copy = fs::read(&partial).unwrap();
+    let theirs = fs::read(next.data.join("pg_wal").join(&current)).unwrap();
+    let held = (flushed(&next).0 % (1 << 20)) as usize;
+    assert_eq!(
+        copy[..held],
+        theirs[..held],
+        "the copy starts at offset 0 of timeline 2"
+    );
+}
