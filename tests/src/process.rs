@@ -1,4 +1,5 @@
-//! Running commands (as root or as `postgres`), process checks, free ports.
+//! Running commands (as root or as `postgres`; see [`crate::TestCommand`]), process checks,
+//! free ports.
 
 use std::collections::HashSet;
 use std::ffi::OsStr;
@@ -15,14 +16,8 @@ pub const CMD_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Runs `cmd` to completion (stdin is /dev/null, stdout and stderr captured) and returns its
 /// output, whatever the exit status. The command runs in its own process group; if it is still
-/// running after `timeout`, the whole group is SIGKILLed and the test panics with the output
-/// captured so far.
-pub fn run_command(cmd: Command, timeout: Duration) -> Output {
-    try_run_command(cmd, timeout).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// [`run_command`] that reports a failure to start or a timeout as `Err` instead of panicking
-/// (for use in `Drop`).
+/// running after `timeout`, the whole group is SIGKILLed and the result is `Err` with the
+/// output captured so far, as is a failure to start.
 pub(crate) fn try_run_command(mut cmd: Command, timeout: Duration) -> Result<Output, String> {
     let desc = describe(&cmd);
     cmd.stdin(Stdio::null())
@@ -75,25 +70,8 @@ pub(crate) fn try_run_command(mut cmd: Command, timeout: Duration) -> Result<Out
     })
 }
 
-/// Runs `cmd args...` as the OS user `postgres` (through `runuser -u postgres --`), with the
-/// caller's `PG*` environment variables removed, `env` added, and `/tmp` as working directory.
-pub fn run_as_postgres(cmd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    run_command(postgres_command(cmd, args, env), CMD_TIMEOUT)
-}
-
-/// Like [`run_as_postgres`], but panics (with command, exit status, stdout and stderr) unless
-/// the command succeeds.
-pub fn run_as_postgres_ok(cmd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let command = postgres_command(cmd, args, env);
-    let desc = describe(&command);
-    let out = run_command(command, CMD_TIMEOUT);
-    if !out.status.success() {
-        panic!("{}", failure_report(&desc, &out));
-    }
-    out
-}
-
-/// The `Command` [`run_as_postgres`] runs.
+/// `runuser -u postgres -- [/usr/bin/env K=V...] cmd args...`, with the caller's `PG*`
+/// variables removed and `/tmp` as working directory.
 pub(crate) fn postgres_command<S: AsRef<OsStr>>(
     cmd: &Path,
     args: &[S],
@@ -141,16 +119,8 @@ pub(crate) fn describe(cmd: &Command) -> String {
     s
 }
 
-/// "command failed with status; stdout; stderr" for panics.
-pub(crate) fn failure_report(desc: &str, out: &Output) -> String {
-    format!(
-        "{desc} failed with {}\n{}",
-        out.status,
-        format_streams(&out.stdout, &out.stderr)
-    )
-}
-
-fn format_streams(out: &[u8], err: &[u8]) -> String {
+/// Both streams of a command, for failure reports.
+pub(crate) fn format_streams(out: &[u8], err: &[u8]) -> String {
     format!(
         "--- stdout ---\n{}\n--- stderr ---\n{}",
         String::from_utf8_lossy(out).trim_end(),
