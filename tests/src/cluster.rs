@@ -7,12 +7,10 @@ use std::time::{Duration, Instant};
 use postgres::types::FromSqlOwned;
 use postgres::{Client, NoTls};
 
+use crate::command::{log_tail, TestCommand};
 use crate::dirs::TestDir;
 use crate::pg::Pg;
-use crate::process::{
-    children_of, describe, failure_report, free_port, pid_alive, postgres_command, run_as_postgres,
-    run_as_postgres_ok, signal, try_run_command, wait_gone,
-};
+use crate::process::{children_of, free_port, pid_alive, signal, wait_gone};
 
 /// How long `connect` keeps retrying while a server starts up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -59,7 +57,10 @@ impl Cluster {
             "UTF8",
         ];
         args.extend_from_slice(initdb_args);
-        run_as_postgres_ok(&pg.bin("initdb"), &args, &[]);
+        TestCommand::new(pg.bin("initdb"))
+            .args(&args)
+            .as_postgres()
+            .ok();
         c.set(&format!(
             "# --- walmgr test harness ---\n\
              listen_addresses = ''\n\
@@ -115,9 +116,11 @@ impl Cluster {
             args.extend_from_slice(&["-X", "fetch"]);
         }
         args.extend_from_slice(extra_args);
-        let out = run_as_postgres(&c.pg.bin("pg_basebackup"), &args, &[]);
-        if !out.status.success() {
-            primary.fail(&failure_report("pg_basebackup", &out));
+        let backup = TestCommand::new(c.pg.bin("pg_basebackup"))
+            .args(&args)
+            .as_postgres();
+        if let Err(report) = backup.try_ok() {
+            primary.fail(&report);
         }
         c.set(&format!(
             "# --- walmgr test harness: copy {name} of {} ---\n{}",
@@ -214,9 +217,15 @@ impl Cluster {
 
     /// Runs `pg_ctl -D <data> args...` as postgres and returns its output (no check).
     pub fn pg_ctl(&self, args: &[&str]) -> Output {
-        let mut all = vec!["-D", path_str(&self.data)];
-        all.extend_from_slice(args);
-        run_as_postgres(&self.pg.bin("pg_ctl"), &all, &[])
+        self.pg_ctl_command(args).run()
+    }
+
+    fn pg_ctl_command(&self, args: &[&str]) -> TestCommand {
+        TestCommand::new(self.pg.bin("pg_ctl"))
+            .arg("-D")
+            .arg(&self.data)
+            .args(args)
+            .as_postgres()
     }
 
     fn pg_ctl_ok(&self, args: &[&str]) {
@@ -226,17 +235,14 @@ impl Cluster {
     }
 
     fn try_pg_ctl(&self, args: &[&str]) -> Result<(), String> {
-        let out = self.pg_ctl(args);
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "cluster {} (PostgreSQL {}): {}\n{}",
+        match self.pg_ctl_command(args).try_ok() {
+            Ok(_) => Ok(()),
+            Err(report) => Err(format!(
+                "cluster {} (PostgreSQL {}): {report}\n{}",
                 self.name,
                 self.pg.major,
-                failure_report(&format!("pg_ctl {}", args.join(" ")), &out),
                 self.log_section()
-            ))
+            )),
         }
     }
 
@@ -407,20 +413,17 @@ impl Cluster {
     /// PGHOST/PGPORT/PGUSER/PGDATABASE), e.g. `["-i", "-s", "1"]` or `["-T", "2"]`. Returns
     /// stdout; panics with the output and the server log tail on failure.
     pub fn pgbench(&self, args: &[&str]) -> String {
-        let port = self.port.to_string();
-        let env = [
-            ("PGHOST", path_str(&self.socket_dir)),
-            ("PGPORT", port.as_str()),
-            ("PGUSER", "postgres"),
-            ("PGDATABASE", "postgres"),
-        ];
-        let pgbench = self.pg.bin("pgbench");
-        let out = run_as_postgres(&pgbench, args, &env);
-        if !out.status.success() {
-            let desc = describe(&postgres_command(&pgbench, args, &env));
-            self.fail(&failure_report(&desc, &out));
+        let pgbench = TestCommand::new(self.pg.bin("pgbench"))
+            .args(args)
+            .env("PGHOST", &self.socket_dir)
+            .env("PGPORT", self.port.to_string())
+            .env("PGUSER", "postgres")
+            .env("PGDATABASE", "postgres")
+            .as_postgres();
+        match pgbench.try_ok() {
+            Ok(out) => String::from_utf8_lossy(&out.stdout).into_owned(),
+            Err(report) => self.fail(&report),
         }
-        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Polls `cond` every 100 ms until it is true; panics naming `what`, with the server log
@@ -437,10 +440,7 @@ impl Cluster {
 
     /// The last `lines` lines of the server log.
     pub fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(&self.log)
-            .unwrap_or_else(|e| format!("(cannot read {}: {e})", self.log.display()));
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        log_tail(&self.log, lines)
     }
 
     fn log_section(&self) -> String {
@@ -493,21 +493,10 @@ impl Cluster {
             return;
         };
         let kids = children_of(pid);
-        let cmd = postgres_command(
-            &self.pg.bin("pg_ctl"),
-            &[
-                "-D",
-                path_str(&self.data),
-                "-m",
-                "immediate",
-                "-w",
-                "-t",
-                "20",
-                "stop",
-            ],
-            &[],
-        );
-        if let Err(e) = try_run_command(cmd, Duration::from_secs(30)) {
+        let stop = self
+            .pg_ctl_command(&["-m", "immediate", "-w", "-t", "20", "stop"])
+            .timeout(Duration::from_secs(30));
+        if let Err(e) = stop.try_run() {
             eprintln!("cluster {} teardown: {e}", self.name);
         }
         if !wait_gone(pid, Duration::from_secs(5)) {

@@ -135,18 +135,28 @@ impl TestDir {
     /// sorted. For failure messages.
     pub fn listing(&self, sub: impl AsRef<Path>) -> String {
         let root = self.join(sub);
-        if !root.exists() {
+        let Some(lines) = entries(&root) else {
             return format!("{} (does not exist)", root.display());
-        }
-        let mut lines = Vec::new();
-        list_into(&root, &root, &mut lines);
-        lines.sort();
+        };
         let mut s = format!("{}:\n", root.display());
         for l in lines {
             let _ = writeln!(s, "  {l}");
         }
         s
     }
+}
+
+/// Everything below `root`, one entry per line, sorted: `path size` for files, `path/` for
+/// directories, `path -> target` for symlinks (paths relative to `root`). None if `root`
+/// does not exist.
+pub(crate) fn entries(root: &Path) -> Option<Vec<String>> {
+    if !root.exists() {
+        return None;
+    }
+    let mut lines = Vec::new();
+    list_into(root, root, &mut lines);
+    lines.sort();
+    Some(lines)
 }
 
 fn list_into(root: &Path, dir: &Path, lines: &mut Vec<String>) {

@@ -10,23 +10,27 @@
 //! assert_eq!(primary.query_one::<i64>("SELECT count(*) FROM t"), 1);
 //! ```
 //!
+//! Every program a test runs goes through [`TestCommand`] (`.ok()`, `.run()`,
+//! `.fails_with(code)`), which fails with the command, its environment, its output and the
+//! [`Context`] of the scenario: archive listings, server and sshd logs.
+//!
 //! Every server runs as the OS user `postgres`, in a private directory under `/tmp`, on its own
 //! port with a Unix socket only, and is torn down on drop (also when the test panics).
 //! [`Sshd`] is a real OpenSSH server on 127.0.0.1 for the ssh transport, with the same
 //! lifecycle.
 
 mod cluster;
+mod command;
 mod dirs;
 mod pg;
 mod process;
 mod walmgr;
 
 pub use cluster::Cluster;
+pub use command::{Context, TestCommand};
 pub use dirs::{chown_to_postgres, postgres_ids, TestDir};
 pub use pg::Pg;
-pub use process::{
-    free_port, pid_alive, run_as_postgres, run_as_postgres_ok, run_command, CMD_TIMEOUT,
-};
+pub use process::{free_port, pid_alive, send_signal, Sig, CMD_TIMEOUT};
 pub use sshd::Sshd;
 pub use walmgr::Walmgr;
 pub mod shipping;

@@ -1,4 +1,5 @@
-//! Running commands (as root or as `postgres`), process checks, free ports.
+//! Running commands (as root or as `postgres`; see [`crate::TestCommand`]), process checks,
+//! free ports.
 
 use std::collections::HashSet;
 use std::ffi::OsStr;
@@ -10,19 +11,15 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
+use walmgr_core::os::process::stat;
+
 /// How long any command the harness runs may take before it is killed and the test fails.
 pub const CMD_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Runs `cmd` to completion (stdin is /dev/null, stdout and stderr captured) and returns its
 /// output, whatever the exit status. The command runs in its own process group; if it is still
-/// running after `timeout`, the whole group is SIGKILLed and the test panics with the output
-/// captured so far.
-pub fn run_command(cmd: Command, timeout: Duration) -> Output {
-    try_run_command(cmd, timeout).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// [`run_command`] that reports a failure to start or a timeout as `Err` instead of panicking
-/// (for use in `Drop`).
+/// running after `timeout`, the whole group is SIGKILLed and the result is `Err` with the
+/// output captured so far, as is a failure to start.
 pub(crate) fn try_run_command(mut cmd: Command, timeout: Duration) -> Result<Output, String> {
     let desc = describe(&cmd);
     cmd.stdin(Stdio::null())
@@ -75,25 +72,8 @@ pub(crate) fn try_run_command(mut cmd: Command, timeout: Duration) -> Result<Out
     })
 }
 
-/// Runs `cmd args...` as the OS user `postgres` (through `runuser -u postgres --`), with the
-/// caller's `PG*` environment variables removed, `env` added, and `/tmp` as working directory.
-pub fn run_as_postgres(cmd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    run_command(postgres_command(cmd, args, env), CMD_TIMEOUT)
-}
-
-/// Like [`run_as_postgres`], but panics (with command, exit status, stdout and stderr) unless
-/// the command succeeds.
-pub fn run_as_postgres_ok(cmd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let command = postgres_command(cmd, args, env);
-    let desc = describe(&command);
-    let out = run_command(command, CMD_TIMEOUT);
-    if !out.status.success() {
-        panic!("{}", failure_report(&desc, &out));
-    }
-    out
-}
-
-/// The `Command` [`run_as_postgres`] runs.
+/// `runuser -u postgres -- [/usr/bin/env K=V...] cmd args...`, with the caller's `PG*`
+/// variables removed and `/tmp` as working directory.
 pub(crate) fn postgres_command<S: AsRef<OsStr>>(
     cmd: &Path,
     args: &[S],
@@ -141,16 +121,8 @@ pub(crate) fn describe(cmd: &Command) -> String {
     s
 }
 
-/// "command failed with status; stdout; stderr" for panics.
-pub(crate) fn failure_report(desc: &str, out: &Output) -> String {
-    format!(
-        "{desc} failed with {}\n{}",
-        out.status,
-        format_streams(&out.stdout, &out.stderr)
-    )
-}
-
-fn format_streams(out: &[u8], err: &[u8]) -> String {
+/// Both streams of a command, for failure reports.
+pub(crate) fn format_streams(out: &[u8], err: &[u8]) -> String {
     format!(
         "--- stdout ---\n{}\n--- stderr ---\n{}",
         String::from_utf8_lossy(out).trim_end(),
@@ -161,18 +133,12 @@ fn format_streams(out: &[u8], err: &[u8]) -> String {
 /// True if process `pid` exists and is not a zombie (an unreaped zombie counts as gone: in a
 /// container nobody may reap a daemonized postmaster).
 pub fn pid_alive(pid: i32) -> bool {
-    matches!(proc_stat(pid), Some((state, _)) if state != 'Z')
+    stat(pid).is_some_and(|s| s.state != 'Z')
 }
 
-/// (state, ppid) of a process from /proc/<pid>/stat.
+/// (state, ppid) of a process, from core's reading of /proc/<pid>/stat.
 pub(crate) fn proc_stat(pid: i32) -> Option<(char, i32)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may contain spaces.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let ppid = fields.next()?.parse().ok()?;
-    Some((state, ppid))
+    stat(pid).map(|s| (s.state, s.ppid))
 }
 
 /// Live (non-zombie) children of `parent`, with their command line (NULs turned into spaces).
@@ -185,8 +151,8 @@ pub(crate) fn children_of(parent: i32) -> Vec<(i32, String)> {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
             continue;
         };
-        match proc_stat(pid) {
-            Some((state, ppid)) if ppid == parent && state != 'Z' => {}
+        match stat(pid) {
+            Some(s) if s.ppid == parent && s.state != 'Z' => {}
             _ => continue,
         }
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
@@ -226,6 +192,26 @@ fn spawn_reader(mut r: impl Read + Send + 'static, done: mpsc::Sender<()>) -> Ar
         let _ = done.send(());
     });
     buf
+}
+
+/// The signals tests send to the processes they started.
+#[derive(Debug, Clone, Copy)]
+pub enum Sig {
+    Term,
+    Kill,
+    Int,
+    Hup,
+}
+
+/// Sends `sig` to `pid` (a process this test started, or one of its cluster's children).
+pub fn send_signal(pid: i32, sig: Sig) {
+    let sig = match sig {
+        Sig::Term => libc::SIGTERM,
+        Sig::Kill => libc::SIGKILL,
+        Sig::Int => libc::SIGINT,
+        Sig::Hup => libc::SIGHUP,
+    };
+    signal(pid, sig);
 }
 
 fn signal_group(pgid: i32, sig: i32) {

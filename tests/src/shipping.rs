@@ -1,6 +1,10 @@
 //! The scenario most tests start from: a master whose WAL walmgr ships to a local archive,
 //! and standbys that replay from it. Written the way a DBA sets it up: config files, then
 //! `walmgr master.toml setup`.
+//!
+//! A walmgr command that fails in a scenario reports, besides its own output, the archive
+//! (completed_wals and partial_wals listed) and the tails of the master's, each standby's and
+//! the sshd's logs; a panic lists the archive as the scenario is torn down.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -9,17 +13,18 @@ use std::time::Duration;
 
 use walmgr_core::wal::name::{SegmentName, WalFileName};
 
-use crate::{chown_to_postgres, run_as_postgres_ok, Cluster, Pg, Sshd, TestDir, Walmgr};
+use crate::{chown_to_postgres, Cluster, Context, Pg, Sshd, TestCommand, TestDir, Walmgr};
 
 pub const WAIT: Duration = Duration::from_secs(120);
 
 /// Field order is drop order: the clusters go down before their directory is removed.
 pub struct Shipping {
     pub master: Cluster,
-    pub walmgr: Walmgr,
+    walmgr: Walmgr,
     pub master_config: PathBuf,
     pub slave_config: PathBuf,
     pub completed_wals: PathBuf,
+    pub partial_wals: PathBuf,
     /// The standby's sshd, when the master ships over SSH ([`Shipping::over_ssh`]).
     pub sshd: Option<Sshd>,
     pub dir: TestDir,
@@ -27,15 +32,22 @@ pub struct Shipping {
 
 impl Shipping {
     /// A running master (not yet set up) with master.toml and slave.toml written; the slave
-    /// directories live under the test dir (local transport).
-    pub fn new(pg: &Pg, label: &str, initdb_args: &[&str]) -> Shipping {
+    /// directories live under the test dir (local transport). `walmgr` is the binary to test:
+    /// `env!("CARGO_BIN_EXE_walmgr")`.
+    pub fn new(walmgr: impl AsRef<Path>, pg: &Pg, label: &str, initdb_args: &[&str]) -> Shipping {
         let dir = TestDir::new(label);
         let master = Cluster::init(pg, &dir, "master", initdb_args);
         // Keep finished segments in pg_wal long enough to compare them with the archive.
         master.set("wal_keep_size = '4GB'\nmax_wal_size = '4GB'\ncheckpoint_timeout = '1h'");
         master.start();
-        let walmgr = Walmgr::new(&dir);
+        let walmgr = Walmgr::new(&dir, walmgr);
         let walmgr_data = dir.join("walshipping");
+        let completed_wals = walmgr_data.join("logs.complete");
+        let partial_wals = walmgr_data.join("logs.partial");
+        let context = walmgr.context();
+        context.listing("completed_wals", &completed_wals);
+        context.listing("partial_wals", &partial_wals);
+        context.log("server log of the master", &master.log);
         let pg_ctl = pg.bin("pg_ctl");
         let master_config = dir.write(
             "master.toml",
@@ -82,7 +94,8 @@ impl Shipping {
             walmgr,
             master_config,
             slave_config,
-            completed_wals: walmgr_data.join("logs.complete"),
+            completed_wals,
+            partial_wals,
             sshd: None,
             dir,
         }
@@ -92,22 +105,28 @@ impl Shipping {
     /// 127.0.0.1 stands for the standby host, the master's key is installed there with
     /// `walmgr SLAVE_CONFIG --ssh-add-key`, and master.toml names the standby as
     /// `postgres@127.0.0.1:PORT`. `extra` is appended to master.toml. Not yet set up.
-    pub fn over_ssh(pg: &Pg, label: &str, initdb_args: &[&str], extra: &str) -> Shipping {
-        let mut s = Shipping::new(pg, label, initdb_args);
+    pub fn over_ssh(
+        walmgr: impl AsRef<Path>,
+        pg: &Pg,
+        label: &str,
+        initdb_args: &[&str],
+        extra: &str,
+    ) -> Shipping {
+        let mut s = Shipping::new(walmgr, pg, label, initdb_args);
         let sshd = Sshd::start(&s.dir, "standby");
+        s.context().log("sshd log of the standby", sshd.log_path());
         let (key, public) = Sshd::client_key(&s.dir, "master_key");
         let known_hosts = s
             .dir
             .write("known_hosts", format!("{}\n", sshd.known_hosts_line()));
-        let home = sshd.home().to_str().expect("utf-8 path").to_owned();
-        run_as_postgres_ok(
-            &s.walmgr.bin,
-            &[
+        s.walmgr()
+            .args([
                 path(&s.slave_config),
                 &format!("--ssh-add-key={}", public.display()),
-            ],
-            &[("HOME", &home)],
-        );
+            ])
+            .env("HOME", sshd.home())
+            .as_postgres()
+            .ok();
         let text = fs::read_to_string(&s.master_config).expect("read master.toml");
         let text = text.replace(
             "slave = \"\"\n",
@@ -120,7 +139,7 @@ impl Shipping {
                  {extra}\n",
                 port = sshd.port(),
                 slave_config = s.slave_config.display(),
-                walmgr = s.walmgr.bin.display(),
+                walmgr = s.walmgr_bin().display(),
                 key = key.display(),
                 known_hosts = known_hosts.display(),
             ),
@@ -137,7 +156,7 @@ impl Shipping {
         chown_to_postgres(&self.completed_wals);
         self.master.set(&format!(
             "archive_mode = on\narchive_command = '{} {} xarchive %p %f'",
-            self.walmgr.bin.display(),
+            self.walmgr_bin().display(),
             self.master_config.display()
         ));
         self.master.restart();
@@ -150,6 +169,32 @@ impl Shipping {
         let last = self.master.switch_wal();
         self.wait_archived(&last);
         self.assert_archive_complete_up_to(&last);
+    }
+
+    /// `walmgr` (this scenario's copy) with no arguments yet, as root: add `.args([..])`,
+    /// `.as_postgres()`, `.env(..)`, then `.ok()`, `.run()` or `.fails_with(code)`. A failure
+    /// reports the scenario's [`Shipping::context`].
+    pub fn walmgr(&self) -> TestCommand {
+        self.walmgr.command()
+    }
+
+    /// Any other program run in this scenario, reporting its context when it fails like
+    /// [`Shipping::walmgr`].
+    pub fn command(&self, program: impl AsRef<Path>) -> TestCommand {
+        TestCommand::new(program).with_context(self.context())
+    }
+
+    /// The walmgr binary the scenario runs, owned by postgres (for archive_command,
+    /// restore_command, slave_walmgr).
+    pub fn walmgr_bin(&self) -> &Path {
+        &self.walmgr.bin
+    }
+
+    /// What a failing command of this scenario reports: completed_wals and partial_wals, the
+    /// logs of the master, of every standby made through [`Shipping::standby`] or named in
+    /// [`Shipping::slave_toml`], and of the sshd. Add what a test builds on its own.
+    pub fn context(&self) -> &Context {
+        self.walmgr.context()
     }
 
     /// The standby's sshd; panics unless this is an [`Shipping::over_ssh`] scenario.
@@ -168,6 +213,8 @@ impl Shipping {
     /// A native slave config for a standby that walmgr restores into `standby`'s data
     /// directory and starts on its own port; named in master.toml as slave_config.
     pub fn slave_toml(&self, standby: &Cluster, extra: &str) -> PathBuf {
+        self.context()
+            .log(&format!("server log of {}", standby.name), &standby.log);
         let path = self.dir.write(
             "slave.toml",
             format!(
@@ -192,7 +239,10 @@ impl Shipping {
 
     /// `walmgr master.toml setup`, which restarts the master through master_restart_cmd.
     pub fn setup(&self) -> String {
-        let out = self.walmgr.ok(&[path(&self.master_config), "setup"]);
+        let out = self
+            .walmgr()
+            .args([path(&self.master_config), "setup"])
+            .ok();
         self.master
             .wait_until("the master is back after setup", WAIT, || {
                 self.master.try_connect().is_ok()
@@ -201,8 +251,13 @@ impl Shipping {
     }
 
     /// A master archiving through the walmgr module.
-    pub fn with_module(pg: &Pg, label: &str, initdb_args: &[&str]) -> Shipping {
-        let s = Shipping::new(pg, label, initdb_args);
+    pub fn with_module(
+        walmgr: impl AsRef<Path>,
+        pg: &Pg,
+        label: &str,
+        initdb_args: &[&str],
+    ) -> Shipping {
+        let s = Shipping::new(walmgr, pg, label, initdb_args);
         s.setup();
         let library: String = s
             .master
@@ -214,13 +269,15 @@ impl Shipping {
     /// A standby made with pg_basebackup that replays from the archive through xrestore.
     pub fn standby(&self, name: &str) -> Cluster {
         let standby = Cluster::base_backup_of(&self.master, &self.dir, name);
+        self.context()
+            .log(&format!("server log of {name}"), &standby.log);
         standby.set(&format!(
             "archive_mode = off\n\
              archive_library = ''\n\
              hot_standby = on\n\
              wal_retrieve_retry_interval = '200ms'\n\
              restore_command = '{} {} xrestore %f %p %r'\n",
-            self.walmgr.bin.display(),
+            self.walmgr_bin().display(),
             self.slave_config.display()
         ));
         let signal = standby.data.join("standby.signal");
@@ -308,6 +365,20 @@ impl Shipping {
             compared > 0,
             "no archived segment left in the master's pg_wal to compare"
         );
+    }
+}
+
+impl Drop for Shipping {
+    fn drop(&mut self) {
+        // The clusters and the sshd print their own logs; the archive is the scenario's.
+        if std::thread::panicking() {
+            eprintln!(
+                "scenario in {} torn down after a panic; the archive:\n{}{}",
+                self.dir.path.display(),
+                self.dir.listing(&self.completed_wals),
+                self.dir.listing(&self.partial_wals)
+            );
+        }
     }
 }
 

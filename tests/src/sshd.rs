@@ -13,10 +13,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard, Once};
 use std::time::{Duration, Instant};
 
+use crate::command::TestCommand;
 use crate::dirs::{chown_to_postgres, TestDir};
 use crate::process::{
-    children_of, clean_env, describe, failure_report, free_port, pid_alive, proc_stat, run_command,
-    signal, wait_gone, CMD_TIMEOUT,
+    children_of, clean_env, describe, free_port, pid_alive, proc_stat, signal, wait_gone,
 };
 
 const SSHD: &str = "/usr/sbin/sshd";
@@ -49,6 +49,13 @@ impl Sshd {
     /// Writes the config, generates a host key and starts sshd on a free port; returns once the
     /// port answers with an SSH banner. Panics with the log if sshd does not come up.
     pub fn start(dir: &TestDir, name: &str) -> Sshd {
+        Sshd::start_with(dir, name, "")
+    }
+
+    /// [`Sshd::start`] with `first_lines` at the top of the config. sshd takes the first value
+    /// it reads for a keyword, so these override the harness's, e.g. `LogLevel DEBUG` (which
+    /// logs the cipher every connection negotiates).
+    pub fn start_with(dir: &TestDir, name: &str, first_lines: &str) -> Sshd {
         assert!(
             !name.is_empty() && !name.contains('/'),
             "sshd name {name:?} must be a plain file name"
@@ -69,15 +76,16 @@ impl Sshd {
             home,
             listener: Mutex::new(None),
         };
-        sshd.write_config(&dir.join(format!("{name}-sshd.pid")));
+        sshd.write_config(&dir.join(format!("{name}-sshd.pid")), first_lines);
         keygen(&sshd.host_key, &format!("{name} host key"));
         sshd.start_again();
         sshd
     }
 
-    fn write_config(&self, pid_file: &Path) {
+    fn write_config(&self, pid_file: &Path, first_lines: &str) {
         let conf = format!(
             "# walmgr test harness: sshd {name}\n\
+             {first_lines}\n\
              Port {port}\n\
              ListenAddress 127.0.0.1\n\
              HostKey {host_key}\n\
@@ -94,6 +102,7 @@ impl Sshd {
              # Names the key that logged in, for failure messages.\n\
              LogLevel VERBOSE\n",
             name = self.name,
+            first_lines = first_lines.trim_end(),
             port = self.port,
             host_key = self.host_key.display(),
             pid_file = pid_file.display(),
@@ -300,6 +309,11 @@ impl Sshd {
         format!("[127.0.0.1]:{} {}", self.port, type_and_key.join(" "))
     }
 
+    /// sshd's log file (its stderr, appended to across restarts).
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
     /// Everything sshd has logged so far (all starts).
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log)
@@ -345,17 +359,18 @@ impl Sshd {
             "postgres@127.0.0.1",
             command,
         ];
-        crate::run_as_postgres(Path::new("/usr/bin/ssh"), &args, &[])
+        TestCommand::new("/usr/bin/ssh")
+            .args(args)
+            .as_postgres()
+            .run()
     }
 
     /// The SHA256 fingerprint of this server's host key, as `ssh-keygen -l` prints it.
     pub fn fingerprint(&self) -> String {
-        let out = Command::new("ssh-keygen")
+        let text = TestCommand::new("ssh-keygen")
             .arg("-lf")
             .arg(pub_file(&self.host_key))
-            .output()
-            .expect("run ssh-keygen -lf");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            .ok();
         text.split_whitespace()
             .nth(1)
             .unwrap_or_else(|| panic!("ssh-keygen -lf printed {text:?}"))
@@ -474,14 +489,10 @@ fn reap_all(pids: &[i32]) {
 /// `ssh-keygen -t ed25519 -N ''` into `path` and `path.pub`, as root (mode 0600 private key).
 fn keygen(path: &Path, comment: &str) {
     assert!(!path.exists(), "{} exists already", path.display());
-    let mut cmd = Command::new("ssh-keygen");
-    cmd.args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
-        .arg(path);
-    let desc = describe(&cmd);
-    let out = run_command(cmd, CMD_TIMEOUT);
-    if !out.status.success() {
-        panic!("{}", failure_report(&desc, &out));
-    }
+    TestCommand::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
+        .arg(path)
+        .ok();
 }
 
 /// sshd started without PAM treats an account whose password field starts with `!` (locked,
@@ -491,23 +502,12 @@ fn keygen(path: &Path, comment: &str) {
 fn allow_key_login_for_postgres() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        let mut getent = Command::new("getent");
-        getent.args(["shadow", "postgres"]);
-        let desc = describe(&getent);
-        let out = run_command(getent, CMD_TIMEOUT);
-        if !out.status.success() {
-            panic!("{}", failure_report(&desc, &out));
-        }
-        let entry = String::from_utf8_lossy(&out.stdout);
+        let entry = TestCommand::new("getent").args(["shadow", "postgres"]).ok();
         let password = entry.split(':').nth(1).unwrap_or("");
         if password.starts_with('!') {
-            let mut usermod = Command::new("usermod");
-            usermod.args(["-p", "*", "postgres"]);
-            let desc = describe(&usermod);
-            let out = run_command(usermod, CMD_TIMEOUT);
-            if !out.status.success() {
-                panic!("{}", failure_report(&desc, &out));
-            }
+            TestCommand::new("usermod")
+                .args(["-p", "*", "postgres"])
+                .ok();
         }
     });
 }

@@ -9,7 +9,7 @@ use std::process::Output;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use walmgr_tests::{pid_alive, Cluster, Pg, Sshd, TestDir};
+use walmgr_tests::{pid_alive, Cluster, Context, Pg, Sshd, TestCommand, TestDir};
 
 fn smoke(pg: &Pg) {
     let dir = TestDir::new(&format!("smoke-pg{}", pg.major));
@@ -388,4 +388,89 @@ fn a_panicking_test_still_tears_its_sshd_down() {
             .err(),
         Some(ErrorKind::ConnectionRefused)
     );
+}
+
+/// The panic message of `f`, which must panic.
+fn panic_message(f: impl FnOnce()) -> String {
+    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .expect_err("the command was supposed to fail the test");
+    err.downcast_ref::<String>().cloned().unwrap_or_default()
+}
+
+#[test]
+fn a_failing_command_reports_what_ran_what_it_said_and_its_context() {
+    let dir = TestDir::new("report");
+    let archive = dir.mkdir("archive");
+    dir.write("archive/000000010000000000000001", "x");
+    let log = dir.write(
+        "server.log",
+        "first line\nLOG:  the line that explains it\n",
+    );
+    let context = Context::default();
+    context.listing("completed_wals", &archive);
+    context.log("server log", &log);
+    let failing = TestCommand::new("/bin/sh")
+        .args(["-c", "echo on stdout; echo on stderr >&2; exit 3"])
+        .env("HOME", "/nonexistent")
+        .as_postgres()
+        .with_context(&context);
+
+    assert_eq!(failing.clone().fails_with(3), "on stderr\n");
+    let report = panic_message(|| {
+        failing.ok();
+    });
+    for part in [
+        "runuser -u postgres -- /usr/bin/env HOME=/nonexistent /bin/sh -c",
+        "exit status: 3",
+        "--- stdout ---\non stdout",
+        "--- stderr ---\non stderr",
+        "--- completed_wals: ",
+        "000000010000000000000001 1",
+        "--- server log: ",
+        "LOG:  the line that explains it",
+    ] {
+        assert!(report.contains(part), "{part:?} missing from:\n{report}");
+    }
+
+    let report = panic_message(|| {
+        TestCommand::new("/bin/true").fails_with(1);
+    });
+    assert!(
+        report.contains("expected to fail with exit code 1"),
+        "{report}"
+    );
+}
+
+#[test]
+fn commands_run_in_tmp_as_root_or_postgres_with_the_environment_they_are_given() {
+    // runuser resets HOME to postgres's own; the harness passes a test's HOME through.
+    let said = TestCommand::new("/bin/sh")
+        .args(["-c", "id -un; pwd; echo \"PGPORT=$PGPORT HOME=$HOME\""])
+        .env("PGPORT", "5499")
+        .env("HOME", "/tmp/home")
+        .as_postgres()
+        .ok();
+    assert_eq!(said, "postgres\n/tmp\nPGPORT=5499 HOME=/tmp/home\n");
+    let said = TestCommand::new("/bin/sh")
+        .args(["-c", "id -un; pwd; echo \"PGPORT=$PGPORT\""])
+        .env("PGPORT", "5499")
+        .ok();
+    assert_eq!(said, "root\n/tmp\nPGPORT=5499\n");
+}
+
+#[test]
+fn a_command_that_outlives_its_timeout_is_killed_with_its_group() {
+    let started = Instant::now();
+    let report = panic_message(|| {
+        TestCommand::new("/bin/sh")
+            .args(["-c", "echo started; sleep 60 & sleep 60"])
+            .timeout(Duration::from_millis(500))
+            .run();
+    });
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "waited for the sleeps"
+    );
+    assert!(report.contains("did not finish within"), "{report}");
+    assert!(report.contains("started"), "{report}");
 }

@@ -19,22 +19,41 @@ pub fn daemonize() -> crate::error::Result<()> {
         .map_err(|e| crate::error::Error::io("daemonize", "this process", std::io::Error::from(e)))
 }
 
-/// Start time of `pid` in clock ticks since boot (/proc/PID/stat field 22), None if there
-/// is no such process or it is a zombie. With the pid it tells a live process from a new
-/// one that got the same pid.
-pub fn start_time(pid: u32) -> Option<u64> {
-    stat_start_time(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+/// What /proc/PID/stat says of a process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    /// R, S, D, Z (zombie: dead, not yet reaped), X, ...
+    pub state: char,
+    pub ppid: i32,
+    /// Start time in clock ticks since boot (field 22): with the pid it tells a live
+    /// process from a new one that got the same pid.
+    pub start_time: u64,
 }
 
-fn stat_start_time(stat: &str) -> Option<u64> {
+/// The process `pid`, if there is one.
+pub fn stat(pid: i32) -> Option<Stat> {
+    parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// Start time of `pid`, None if there is no such process or it is a zombie.
+pub fn start_time(pid: u32) -> Option<u64> {
+    stat(i32::try_from(pid).ok()?)
+        .filter(|s| !matches!(s.state, 'Z' | 'X'))
+        .map(|s| s.start_time)
+}
+
+fn parse_stat(stat: &str) -> Option<Stat> {
     // The command name (field 2) may contain spaces and parentheses: count after the last ')'.
     let rest = stat.get(stat.rfind(')')? + 2..)?;
     let mut fields = rest.split_whitespace();
-    // A zombie (killed, not yet reaped by its parent) holds nothing any more.
-    if matches!(fields.next(), Some("Z") | Some("X")) {
-        return None;
-    }
-    fields.nth(18)?.parse().ok()
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    let start_time = fields.nth(17)?.parse().ok()?;
+    Some(Stat {
+        state,
+        ppid,
+        start_time,
+    })
 }
 
 #[cfg(test)]
@@ -51,8 +70,13 @@ mod tests {
     #[test]
     fn a_command_name_with_parentheses_and_spaces_does_not_shift_the_fields() {
         let stat = "42 (a) b (c) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 777 0 0";
-        assert_eq!(stat_start_time(stat), Some(777));
-        let zombie = "42 (x) Z 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 777 0 0";
-        assert_eq!(stat_start_time(zombie), None);
+        assert_eq!(
+            parse_stat(stat),
+            Some(Stat {
+                state: 'S',
+                ppid: 1,
+                start_time: 777
+            })
+        );
     }
 }

@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 
 use walmgr_core::wal::Lsn;
 use walmgr_tests::shipping::{path, Shipping, WAIT};
-use walmgr_tests::{Cluster, Pg};
+use walmgr_tests::{send_signal, Cluster, Pg, Sig};
+
+/// The walmgr Cargo built for this test run.
+const WALMGR: &str = env!("CARGO_BIN_EXE_walmgr");
 
 fn lsn(text: &str) -> Lsn {
     text.parse().expect("an LSN")
@@ -56,14 +59,6 @@ fn caught_up(s: &Shipping) {
         .wait_until("the standby holds all flushed WAL", WAIT, || {
             acknowledged(s).is_some_and(|a| a >= flushed(&s.master))
         });
-}
-
-fn signal(pid: i32, signal: &str) {
-    let status = std::process::Command::new("kill")
-        .args([&format!("-{signal}"), &pid.to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill -{signal} {pid}");
 }
 
 /// Single-row transactions, one after another, for `run`, with no segment switch; each
@@ -133,7 +128,7 @@ fn failover_loses_nothing(s: Shipping, crash: Crash) {
     }
 
     let boot = boot_config(&s, &standby);
-    let out = s.walmgr.run_as_postgres(&[path(&boot), "boot"]);
+    let out = s.walmgr().args([path(&boot), "boot"]).as_postgres().run();
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "boot failed: {said}");
     let opened = said
@@ -175,26 +170,26 @@ fn failover_loses_nothing(s: Shipping, crash: Crash) {
 
 #[test]
 fn failover_after_kill_9_of_the_master_loses_nothing_on_postgresql_15() {
-    let s = Shipping::with_module(&Pg::major(15), "rpo15", &[]);
+    let s = Shipping::with_module(WALMGR, &Pg::major(15), "rpo15", &[]);
     failover_loses_nothing(s, Crash::Kill9);
 }
 
 #[test]
 fn failover_after_an_immediate_stop_loses_nothing_on_postgresql_18() {
-    let s = Shipping::with_module(&Pg::major(18), "rpo18", &[]);
+    let s = Shipping::with_module(WALMGR, &Pg::major(18), "rpo18", &[]);
     failover_loses_nothing(s, Crash::ImmediateStop);
 }
 
 #[test]
 fn failover_over_ssh_after_an_immediate_stop_loses_nothing_on_postgresql_15() {
-    let s = Shipping::over_ssh(&Pg::major(15), "rposs15", &[], "");
+    let s = Shipping::over_ssh(WALMGR, &Pg::major(15), "rposs15", &[], "");
     s.setup();
     failover_loses_nothing(s, Crash::ImmediateStop);
 }
 
 #[test]
 fn failover_over_ssh_after_kill_9_loses_nothing_on_postgresql_18() {
-    let s = Shipping::over_ssh(&Pg::major(18), "rposs18", &[], "");
+    let s = Shipping::over_ssh(WALMGR, &Pg::major(18), "rposs18", &[], "");
     s.setup();
     failover_loses_nothing(s, Crash::Kill9);
 }
@@ -206,7 +201,7 @@ fn worker_pid(c: &Cluster) -> Option<i32> {
 
 #[test]
 fn the_worker_rides_out_an_unreachable_standby_and_its_own_deaths() {
-    let s = Shipping::over_ssh(&Pg::major(18), "worker", &["--wal-segsize=1"], "");
+    let s = Shipping::over_ssh(WALMGR, &Pg::major(18), "worker", &["--wal-segsize=1"], "");
     s.setup();
     s.master.execute("CREATE TABLE w (x int)");
     ship_often(&s);
@@ -226,7 +221,7 @@ fn the_worker_rides_out_an_unreachable_standby_and_its_own_deaths() {
 
     // SIGTERM: the postmaster starts it again a few seconds later.
     let first = worker_pid(&s.master).expect("the worker runs");
-    signal(first, "TERM");
+    send_signal(first, Sig::Term);
     s.master.wait_until("a new worker after SIGTERM", WAIT, || {
         worker_pid(&s.master).is_some_and(|p| p != first)
     });
@@ -235,7 +230,7 @@ fn the_worker_rides_out_an_unreachable_standby_and_its_own_deaths() {
 
     // SIGKILL: the postmaster restarts the whole server (crash recovery), and the worker.
     let second = worker_pid(&s.master).expect("the worker runs");
-    signal(second, "KILL");
+    send_signal(second, Sig::Kill);
     s.master
         .wait_until("the server is back with a new worker", WAIT, || {
             s.master.try_connect().is_ok() && worker_pid(&s.master).is_some_and(|p| p != second)
@@ -247,7 +242,7 @@ fn the_worker_rides_out_an_unreachable_standby_and_its_own_deaths() {
 
 #[test]
 fn a_promoted_standby_ships_its_new_timeline_from_the_segment_start() {
-    let s = Shipping::with_module(&Pg::major(15), "timeline", &["--wal-segsize=1"]);
+    let s = Shipping::with_module(WALMGR, &Pg::major(15), "timeline", &["--wal-segsize=1"]);
     s.master
         .execute("CREATE TABLE tl (x int); INSERT INTO tl VALUES (1)");
     s.switch_and_wait();
@@ -259,7 +254,7 @@ fn a_promoted_standby_ships_its_new_timeline_from_the_segment_start() {
     walmgr_tests::chown_to_postgres(&signal);
     next.set(&format!(
         "restore_command = '{} {} xrestore %f %p'",
-        s.walmgr.bin.display(),
+        s.walmgr_bin().display(),
         s.slave_config.display()
     ));
     s.add_to_master_config("loop_delay = 0.1");

@@ -8,11 +8,14 @@ use std::time::{Duration, Instant};
 use walmgr_tests::shipping::{path, pgbench_aggregate, Shipping, WAIT};
 use walmgr_tests::Pg;
 
+/// The walmgr Cargo built for this test run.
+const WALMGR: &str = env!("CARGO_BIN_EXE_walmgr");
+
 /// pgbench on a master with the module, every segment archived and identical, a standby
 /// replaying from the archive catches up with more writes.
 fn archive_and_replay(major: u32, initdb_args: &[&str]) {
     let pg = Pg::major(major);
-    let s = Shipping::with_module(&pg, &format!("replay{major}"), initdb_args);
+    let s = Shipping::with_module(WALMGR, &pg, &format!("replay{major}"), initdb_args);
     s.master.pgbench(&["-i", "-s", "4", "-q"]);
     s.master.pgbench(&["-c", "2", "-T", "3", "-n"]);
     let last = s.switch_and_wait();
@@ -57,7 +60,7 @@ fn archive_and_replay_on_postgresql_18() {
 
 #[test]
 fn same_segment_twice_succeeds_and_different_bytes_are_refused() {
-    let s = Shipping::with_module(&Pg::major(15), "twice", &["--wal-segsize=1"]);
+    let s = Shipping::with_module(WALMGR, &Pg::major(15), "twice", &["--wal-segsize=1"]);
     s.master
         .execute("CREATE TABLE t AS SELECT generate_series(1, 10000) AS x");
     let segment = s.switch_and_wait();
@@ -66,33 +69,38 @@ fn same_segment_twice_succeeds_and_different_bytes_are_refused() {
     let original = fs::read(&archived).expect("archived segment");
 
     // A retry of the same file (lost acknowledgement) is success.
-    s.walmgr.ok_as_postgres(&[
-        path(&s.master_config),
-        "xarchive",
-        path(&on_master),
-        &segment,
-    ]);
+    s.walmgr()
+        .args([
+            path(&s.master_config),
+            "xarchive",
+            path(&on_master),
+            &segment,
+        ])
+        .as_postgres()
+        .ok();
 
     // The same name with other bytes: refused, archive unchanged.
     let mut forged = fs::read(&on_master).expect("master segment");
     let middle = forged.len() / 2;
     forged[middle] ^= 0xFF;
     let forged_path = s.dir.write("forged", &forged);
-    let out = s.walmgr.run_as_postgres(&[
-        path(&s.master_config),
-        "xarchive",
-        path(&forged_path),
-        &segment,
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = s
+        .walmgr()
+        .args([
+            path(&s.master_config),
+            "xarchive",
+            path(&forged_path),
+            &segment,
+        ])
+        .as_postgres()
+        .fails_with(1);
     assert!(stderr.contains("different content"), "{stderr}");
     assert_eq!(fs::read(&archived).unwrap(), original);
 }
 
 #[test]
 fn xarchive_from_archive_command_ships_every_segment() {
-    let s = Shipping::new(&Pg::major(15), "xarchive", &["--wal-segsize=1"]);
+    let s = Shipping::new(WALMGR, &Pg::major(15), "xarchive", &["--wal-segsize=1"]);
     s.archive_with_xarchive();
     s.fill_and_check_archive();
 }
@@ -101,7 +109,7 @@ fn xarchive_from_archive_command_ships_every_segment() {
 /// and a reload after the fix catches up.
 #[test]
 fn broken_config_makes_archiving_wait_and_a_reload_catches_up() {
-    let s = Shipping::with_module(&Pg::major(15), "broken", &["--wal-segsize=1"]);
+    let s = Shipping::with_module(WALMGR, &Pg::major(15), "broken", &["--wal-segsize=1"]);
     s.switch_and_wait();
     let good_config = fs::read_to_string(&s.master_config).unwrap();
 
@@ -162,7 +170,7 @@ fn broken_config_makes_archiving_wait_and_a_reload_catches_up() {
 /// under a final name, and after the restart every segment is archived.
 #[test]
 fn archiver_killed_mid_copy_leaves_no_partial_file_and_resumes() {
-    let s = Shipping::with_module(&Pg::major(15), "kill9", &["--wal-segsize=256"]);
+    let s = Shipping::with_module(WALMGR, &Pg::major(15), "kill9", &["--wal-segsize=256"]);
     let seg_size = s.seg_size() as u64;
     let mut kills = 0;
     for round in 0..2 {
@@ -176,8 +184,7 @@ fn archiver_killed_mid_copy_leaves_no_partial_file_and_resumes() {
         while Instant::now() < deadline && !s.completed_wals.join(&segment).exists() {
             if temp.exists() {
                 if let Some(pid) = s.master.child_pid("archiver") {
-                    // SAFETY: signalling a child process of our own test cluster.
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    walmgr_tests::send_signal(pid, walmgr_tests::Sig::Kill);
                     kills += 1;
                     break;
                 }
@@ -204,18 +211,17 @@ fn archiver_killed_mid_copy_leaves_no_partial_file_and_resumes() {
 
 #[test]
 fn stop_waits_for_archiving_and_changes_nothing_while_files_are_stuck() {
-    let s = Shipping::with_module(&Pg::major(15), "stop", &["--wal-segsize=1"]);
+    let s = Shipping::with_module(WALMGR, &Pg::major(15), "stop", &["--wal-segsize=1"]);
     s.switch_and_wait();
     let moved = s.dir.join("moved-away");
     fs::rename(&s.completed_wals, &moved).unwrap();
     s.master.execute("CREATE TABLE t (x int)");
     s.master.switch_wal();
 
-    let out = s
-        .walmgr
-        .run(&[path(&s.master_config), "stop", "--wait", "2"]);
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = s
+        .walmgr()
+        .args([path(&s.master_config), "stop", "--wait", "2"])
+        .fails_with(1);
     assert!(
         stderr.contains("still wait") && stderr.contains("nothing changed"),
         "{stderr}"
@@ -223,14 +229,17 @@ fn stop_waits_for_archiving_and_changes_nothing_while_files_are_stuck() {
     let mode: String = s.master.query_one("SHOW archive_mode");
     assert_eq!(mode, "on");
 
-    let dry = s.walmgr.ok(&[
-        "-n",
-        path(&s.master_config),
-        "stop",
-        "--drop-waiting",
-        "--wait",
-        "1",
-    ]);
+    let dry = s
+        .walmgr()
+        .args([
+            "-n",
+            path(&s.master_config),
+            "stop",
+            "--drop-waiting",
+            "--wait",
+            "1",
+        ])
+        .ok();
     assert!(
         dry.contains("would: ALTER SYSTEM SET archive_mode = 'off'"),
         "{dry}"
@@ -243,7 +252,7 @@ fn stop_waits_for_archiving_and_changes_nothing_while_files_are_stuck() {
 
     fs::rename(&moved, &s.completed_wals).unwrap();
     s.master.reload();
-    let out = s.walmgr.ok(&[path(&s.master_config), "stop"]);
+    let out = s.walmgr().args([path(&s.master_config), "stop"]).ok();
     assert!(out.contains("restarted the master"), "{out}");
     let mode: String = s.master.query_one("SHOW archive_mode");
     assert_eq!(mode, "off");
@@ -251,12 +260,15 @@ fn stop_waits_for_archiving_and_changes_nothing_while_files_are_stuck() {
 
 #[test]
 fn setup_is_idempotent_and_a_dry_run_changes_nothing() {
-    let s = Shipping::new(&Pg::major(15), "setup", &["--wal-segsize=1"]);
+    let s = Shipping::new(WALMGR, &Pg::major(15), "setup", &["--wal-segsize=1"]);
     // Another preloaded library must stay loaded beside walmgr (and the list stay a list).
     s.master
         .set("shared_preload_libraries = 'pg_stat_statements'");
     s.master.restart();
-    let dry = s.walmgr.ok(&["-n", path(&s.master_config), "setup"]);
+    let dry = s
+        .walmgr()
+        .args(["-n", path(&s.master_config), "setup"])
+        .ok();
     assert!(dry.contains("would: CREATE EXTENSION walmgr"), "{dry}");
     assert!(!s.completed_wals.exists(), "dry run created directories");
     let ext: i64 = s
@@ -277,6 +289,6 @@ fn setup_is_idempotent_and_a_dry_run_changes_nothing() {
     }
     let preload: String = s.master.query_one("SHOW shared_preload_libraries");
     assert_eq!(preload, "pg_stat_statements, walmgr");
-    let second = s.walmgr.ok(&[path(&s.master_config), "setup"]);
+    let second = s.walmgr().args([path(&s.master_config), "setup"]).ok();
     assert!(second.contains("nothing to change"), "{second}");
 }

@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use walmgr_tests::shipping::{path, pgbench_aggregate, Shipping, WAIT};
-use walmgr_tests::{chown_to_postgres, run_as_postgres, run_as_postgres_ok, Cluster, Pg, Sshd};
+use walmgr_tests::{chown_to_postgres, Cluster, Pg, Sshd, TestCommand};
+
+/// The walmgr Cargo built for this test run.
+const WALMGR: &str = env!("CARGO_BIN_EXE_walmgr");
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -19,11 +22,12 @@ fn logins(sshd: &Sshd) -> usize {
 }
 
 /// `walmgr master.toml xarchive pg_wal/NAME NAME` as postgres (as archive_command runs it).
-fn xarchive(s: &Shipping, name: &str, extra: &[&str]) -> std::process::Output {
+fn xarchive(s: &Shipping, name: &str, extra: &[&str]) -> TestCommand {
     let src = s.master.data.join("pg_wal").join(name);
-    let mut args: Vec<&str> = extra.to_vec();
-    args.extend([path(&s.master_config), "xarchive", path(&src), name]);
-    s.walmgr.run_as_postgres(&args)
+    s.walmgr()
+        .args(extra)
+        .args([path(&s.master_config), "xarchive", path(&src), name])
+        .as_postgres()
 }
 
 /// The manual's set-up over SSH: setup creates the standby's directories through the
@@ -31,7 +35,7 @@ fn xarchive(s: &Shipping, name: &str, extra: &[&str]) -> std::process::Output {
 /// them, and stop turns archiving off again.
 #[test]
 fn archive_and_replay_over_ssh() {
-    let s = Shipping::over_ssh(&Pg::major(15), "ssh-replay", &[], "");
+    let s = Shipping::over_ssh(WALMGR, &Pg::major(15), "ssh-replay", &[], "");
     assert!(!s.completed_wals.exists());
     let out = s.setup();
     assert!(
@@ -64,9 +68,10 @@ fn archive_and_replay_over_ssh() {
     s.assert_archive_complete_up_to(&last);
 
     // The standby's directories are another host's: the master does not pretend otherwise.
-    let backup = s.walmgr.run(&[path(&s.master_config), "backup"]);
-    let err = text(&backup.stderr);
-    assert_eq!(backup.status.code(), Some(1), "{err}");
+    let err = s
+        .walmgr()
+        .args([path(&s.master_config), "backup"])
+        .fails_with(1);
     assert!(err.contains("Run it on the standby"), "{err}");
 
     let transport: String = s.master.query_one("SELECT transport FROM walmgr.status");
@@ -77,7 +82,7 @@ fn archive_and_replay_over_ssh() {
     let (_, _, error) = s.status();
     assert_eq!(error, None);
 
-    s.walmgr.ok(&[path(&s.master_config), "stop"]);
+    s.walmgr().args([path(&s.master_config), "stop"]).ok();
     s.master
         .wait_until("the master is back after stop", WAIT, || {
             s.master.try_connect().is_ok()
@@ -93,6 +98,7 @@ fn archive_and_replay_over_ssh() {
 #[test]
 fn xarchive_with_compression_ships_identical_bytes() {
     let s = Shipping::over_ssh(
+        WALMGR,
         &Pg::major(16),
         "ssh-zstd",
         &["--wal-segsize=1"],
@@ -106,7 +112,13 @@ fn xarchive_with_compression_ships_identical_bytes() {
 /// master; sshd back: every segment arrives.
 #[test]
 fn sshd_down_makes_wal_wait_and_it_catches_up_when_back() {
-    let s = Shipping::over_ssh(&Pg::major(15), "ssh-outage", &["--wal-segsize=1"], "");
+    let s = Shipping::over_ssh(
+        WALMGR,
+        &Pg::major(15),
+        "ssh-outage",
+        &["--wal-segsize=1"],
+        "",
+    );
     s.setup();
     s.switch_and_wait();
 
@@ -148,7 +160,13 @@ fn sshd_down_makes_wal_wait_and_it_catches_up_when_back() {
 /// under a final name on the standby, and the retry completes it and leaves no litter.
 #[test]
 fn a_connection_dropped_mid_file_leaves_no_partial_file() {
-    let s = Shipping::over_ssh(&Pg::major(15), "ssh-drop", &["--wal-segsize=128"], "");
+    let s = Shipping::over_ssh(
+        WALMGR,
+        &Pg::major(15),
+        "ssh-drop",
+        &["--wal-segsize=128"],
+        "",
+    );
     s.setup();
     let seg_size = s.seg_size() as u64;
     let mut drops = 0;
@@ -189,19 +207,24 @@ fn a_connection_dropped_mid_file_leaves_no_partial_file() {
 /// Unknown and changed host keys are refused with the fingerprint; nothing is written.
 #[test]
 fn unknown_and_changed_host_keys_are_refused_with_the_fingerprint() {
-    let s = Shipping::over_ssh(&Pg::major(15), "ssh-hostkey", &["--wal-segsize=1"], "");
+    let s = Shipping::over_ssh(
+        WALMGR,
+        &Pg::major(15),
+        "ssh-hostkey",
+        &["--wal-segsize=1"],
+        "",
+    );
     fs::create_dir_all(&s.completed_wals).unwrap();
     chown_to_postgres(&s.completed_wals);
     let empty = s.dir.write("empty_known_hosts", "");
     let first = s.master.switch_wal();
 
-    let out = xarchive(
+    let err = xarchive(
         &s,
         &first,
         &["--set", &format!("ssh_known_hosts={}", path(&empty))],
-    );
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    )
+    .fails_with(1);
     assert!(err.contains("host key not trusted"), "{err}");
     assert!(err.contains(&s.sshd().fingerprint()), "{err}");
     assert!(err.contains("ssh-keyscan"), "says how to trust it: {err}");
@@ -219,21 +242,19 @@ fn unknown_and_changed_host_keys_are_refused_with_the_fingerprint() {
         .unwrap();
     assert!(hash.status.success(), "{}", text(&hash.stderr));
     assert!(fs::read_to_string(&hashed).unwrap().starts_with("|1|"));
-    let ok = xarchive(
+    xarchive(
         &s,
         &first,
         &["--set", &format!("ssh_known_hosts={}", path(&hashed))],
-    );
-    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    )
+    .ok();
     assert!(s.completed_wals.join(&first).exists());
 
     let old = s.sshd().fingerprint();
     s.sshd().new_host_key();
     s.master.execute("CREATE TABLE t AS SELECT 1");
     let second = s.master.switch_wal();
-    let out = xarchive(&s, &second, &[]);
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = xarchive(&s, &second, &[]).fails_with(1);
     assert!(err.contains("HOST KEY CHANGED"), "{err}");
     assert!(
         err.contains("ssh-keygen -R"),
@@ -250,7 +271,13 @@ fn unknown_and_changed_host_keys_are_refused_with_the_fingerprint() {
 /// `--ssh-remove-key` revokes it.
 #[test]
 fn the_installed_key_runs_only_xserve_and_remove_key_revokes_it() {
-    let s = Shipping::over_ssh(&Pg::major(15), "ssh-forced", &["--wal-segsize=1"], "");
+    let s = Shipping::over_ssh(
+        WALMGR,
+        &Pg::major(15),
+        "ssh-forced",
+        &["--wal-segsize=1"],
+        "",
+    );
     fs::create_dir_all(&s.completed_wals).unwrap();
     chown_to_postgres(&s.completed_wals);
     let key = s.dir.join("master_key");
@@ -284,27 +311,26 @@ fn the_installed_key_runs_only_xserve_and_remove_key_revokes_it() {
     // A standby whose own config is broken: the master's error carries what it said.
     let good = fs::read_to_string(&s.slave_config).unwrap();
     fs::write(&s.slave_config, format!("{good}no_such_key = 1\n")).unwrap();
-    let out = xarchive(&s, &segment, &[]);
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = xarchive(&s, &segment, &[]).fails_with(1);
     assert!(
         err.contains("the standby said") && err.contains("no_such_key"),
         "{err}"
     );
     fs::write(&s.slave_config, good).unwrap();
-    let ok = xarchive(&s, &segment, &[]);
-    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    xarchive(&s, &segment, &[]).ok();
 
     let home = s.sshd().home().to_str().unwrap().to_owned();
     let public = format!(
         "--ssh-remove-key={}",
         s.dir.join("master_key.pub").display()
     );
-    run_as_postgres_ok(&s.walmgr.bin, &[&public], &[("HOME", &home)]);
+    s.walmgr()
+        .arg(&public)
+        .env("HOME", &home)
+        .as_postgres()
+        .ok();
     let next = s.master.switch_wal();
-    let out = xarchive(&s, &next, &[]);
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = xarchive(&s, &next, &[]).fails_with(1);
     assert!(err.contains("did not accept the key"), "{err}");
     assert!(!Sshd::ssh(s.sshd().port(), &key, &known_hosts, "xserve")
         .status
@@ -317,29 +343,28 @@ fn the_installed_key_runs_only_xserve_and_remove_key_revokes_it() {
 #[test]
 fn init_master_and_init_slave_write_configs_that_work_as_written() {
     let pg = Pg::major(15);
-    let s = Shipping::new(&pg, "ssh-init", &["--wal-segsize=1"]);
+    let s = Shipping::new(WALMGR, &pg, "ssh-init", &["--wal-segsize=1"]);
     let sshd = Sshd::start(&s.dir, "standby");
+    s.context().log("sshd log of the standby", sshd.log_path());
     let master_home = s.dir.mkdir("master-home");
     let home = |p: &Path| p.to_str().unwrap().to_owned();
     let master_conf = s.dir.join("master-conf");
     let slave_conf = s.dir.join("slave-conf");
 
-    let out = run_as_postgres_ok(
-        &s.walmgr.bin,
-        &[
+    let public_key = s
+        .walmgr()
+        .args([
             "--ssh-keygen",
             "--init-master",
             "--slave",
             &format!("postgres@127.0.0.1:{}", sshd.port()),
             "--config-dir",
             path(&master_conf),
-        ],
-        &[
-            ("HOME", &home(&master_home)),
-            ("PGDATA", path(&s.master.data)),
-        ],
-    );
-    let public_key = text(&out.stdout);
+        ])
+        .env("HOME", home(&master_home))
+        .env("PGDATA", &s.master.data)
+        .as_postgres()
+        .ok();
     assert!(public_key.starts_with("ssh-ed25519 "), "{public_key}");
     let master_toml = master_conf.join("wal-master.toml");
     // Without --pgdata or $PGDATA, the running master would be found by its postmaster.
@@ -350,10 +375,11 @@ fn init_master_and_init_slave_write_configs_that_work_as_written() {
     // which has run once with its own port and socket (postmaster.opts keeps them).
     let slave_toml = slave_conf.join("wal-slave.toml");
     let standby = Cluster::base_backup_of(&s.master, &s.dir, "standby");
+    s.context().log("server log of the standby", &standby.log);
     standby.set(&format!(
         "restore_command = '{} {} xrestore %f %p %r'\nhot_standby = on\n\
          wal_retrieve_retry_interval = '200ms'",
-        s.walmgr.bin.display(),
+        s.walmgr_bin().display(),
         slave_toml.display()
     ));
     let signal = standby.data.join("standby.signal");
@@ -362,33 +388,33 @@ fn init_master_and_init_slave_write_configs_that_work_as_written() {
     standby.start();
     standby.stop();
     let pubkey = master_home.join(".ssh/id_ed25519.pub");
-    run_as_postgres_ok(
-        &s.walmgr.bin,
-        &[
+    s.walmgr()
+        .args([
             "--init-slave",
             &format!("--ssh-add-key={}", pubkey.display()),
             "--pgdata",
             path(&standby.data),
             "--config-dir",
             path(&slave_conf),
-        ],
-        &[("HOME", &home(sshd.home()))],
-    );
+        ])
+        .env("HOME", home(sshd.home()))
+        .as_postgres()
+        .ok();
     // A second run that would write something else leaves the config alone.
-    let again = run_as_postgres(
-        &s.walmgr.bin,
-        &[
+    let again = s
+        .walmgr()
+        .args([
             "--init-slave",
             "--primary-conninfo=host=elsewhere",
             "--pgdata",
             path(&standby.data),
             "--config-dir",
             path(&slave_conf),
-        ],
-        &[("HOME", &home(sshd.home()))],
-    );
-    assert_eq!(again.status.code(), Some(1));
-    assert!(text(&again.stderr).contains("already exists and differs"));
+        ])
+        .env("HOME", home(sshd.home()))
+        .as_postgres()
+        .fails_with(1);
+    assert!(again.contains("already exists and differs"));
     assert!(!fs::read_to_string(&slave_toml)
         .unwrap()
         .contains("elsewhere"));
@@ -403,16 +429,13 @@ fn init_master_and_init_slave_write_configs_that_work_as_written() {
     fs::write(&known_hosts, format!("{}\n", sshd.known_hosts_line())).unwrap();
     chown_to_postgres(&known_hosts);
 
-    let setup = run_as_postgres_ok(
-        &s.walmgr.bin,
-        &[path(&master_toml), "setup"],
-        &[("HOME", &home(&master_home))],
-    );
-    assert!(
-        text(&setup.stdout).contains("restart PostgreSQL"),
-        "{}",
-        text(&setup.stdout)
-    );
+    let setup = s
+        .walmgr()
+        .args([path(&master_toml), "setup"])
+        .env("HOME", home(&master_home))
+        .as_postgres()
+        .ok();
+    assert!(setup.contains("restart PostgreSQL"), "{setup}");
     s.master.restart();
 
     s.master.pgbench(&["-i", "-s", "2", "-q"]);
@@ -424,7 +447,7 @@ fn init_master_and_init_slave_write_configs_that_work_as_written() {
         });
 
     // Started the way walmgr restore and boot will start it.
-    run_as_postgres_ok(Path::new("/bin/sh"), &["-c", &start], &[]);
+    s.command("/bin/sh").args(["-c", &start]).as_postgres().ok();
     let expected = pgbench_aggregate(&s.master);
     s.master.switch_wal();
     standby.wait_until(

@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 use walmgr_tests::shipping::{path, Shipping, WAIT};
 use walmgr_tests::{Cluster, Pg};
 
+/// The walmgr Cargo built for this test run.
+const WALMGR: &str = env!("CARGO_BIN_EXE_walmgr");
+
 fn count(c: &Cluster, table: &str) -> i64 {
     c.query_one(&format!("SELECT count(*) FROM {table}"))
 }
@@ -24,14 +27,17 @@ fn quick_start(label: &str, slave_extra: &str) -> (Shipping, Cluster, PathBuf) {
 }
 
 fn quick_start_on(pg: &Pg, label: &str, slave_extra: &str) -> (Shipping, Cluster, PathBuf) {
-    let s = Shipping::with_module(pg, label, &["--wal-segsize=1"]);
+    let s = Shipping::with_module(WALMGR, pg, label, &["--wal-segsize=1"]);
     let standby = Cluster::planned(&s.master.pg, &s.dir, "standby");
     let slave = s.slave_toml(&standby, slave_extra);
     (s, standby, slave)
 }
 
 fn backup(s: &Shipping) -> String {
-    s.walmgr.ok_as_postgres(&[path(&s.master_config), "backup"])
+    s.walmgr()
+        .args([path(&s.master_config), "backup"])
+        .as_postgres()
+        .ok()
 }
 
 fn set_names(s: &Shipping) -> Vec<String> {
@@ -56,7 +62,10 @@ fn quick_start_setup_backup_restore_replay_boot() {
     s.master
         .execute("INSERT INTO quick SELECT g, 'after backup' FROM generate_series(1001, 3000) g");
     s.switch_and_wait();
-    s.walmgr.ok_as_postgres(&[path(&slave), "restore"]);
+    s.walmgr()
+        .args([path(&slave), "restore"])
+        .as_postgres()
+        .ok();
     assert!(
         set_names(&s).is_empty(),
         "restore without arguments moves the newest set"
@@ -65,17 +74,25 @@ fn quick_start_setup_backup_restore_replay_boot() {
         standby.try_connect().is_ok() && count(&standby, "quick") == 3000
     });
     assert!(in_recovery(&standby));
-    let status = s.walmgr.ok_as_postgres(&[path(&slave), "status", "--json"]);
+    let status = s
+        .walmgr()
+        .args([path(&slave), "status", "--json"])
+        .as_postgres()
+        .ok();
     assert!(status.contains("\"in_recovery\":true"), "{status}");
     assert!(status.contains("\"role\":\"slave\""), "{status}");
-    let status = s.walmgr.ok_as_postgres(&[path(&s.master_config), "status"]);
+    let status = s
+        .walmgr()
+        .args([path(&s.master_config), "status"])
+        .as_postgres()
+        .ok();
     assert!(status.contains("files_waiting"), "{status}");
 
     s.master.execute(
         "INSERT INTO quick SELECT g, 'while replaying' FROM generate_series(3001, 3500) g",
     );
     s.switch_and_wait();
-    s.walmgr.ok_as_postgres(&[path(&slave), "boot"]);
+    s.walmgr().args([path(&slave), "boot"]).as_postgres().ok();
     standby.wait_until("the booted standby leaves recovery", WAIT, || {
         !in_recovery(&standby)
     });
@@ -88,8 +105,11 @@ fn quick_start_setup_backup_restore_replay_boot() {
     assert_eq!(count(&standby, "quick"), 3501);
 
     // Tear walmgr down as the manual says: stop on the master, cleanup on the standby.
-    s.walmgr.ok(&[path(&s.master_config), "stop"]);
-    s.walmgr.ok_as_postgres(&[path(&slave), "cleanup"]);
+    s.walmgr().args([path(&s.master_config), "stop"]).ok();
+    s.walmgr()
+        .args([path(&slave), "cleanup"])
+        .as_postgres()
+        .ok();
     assert!(
         !s.dir.join("walshipping").exists(),
         "cleanup left walmgr_data"
@@ -131,10 +151,16 @@ fn keep_three_over_five_backups_keeps_the_documented_sets_and_their_wal() {
     assert_eq!(oldest_segment, start);
 
     // The standby restores from the oldest kept set and replays to the present.
-    let listing = s.walmgr.ok_as_postgres(&[path(&slave), "listbackups"]);
+    let listing = s
+        .walmgr()
+        .args([path(&slave), "listbackups"])
+        .as_postgres()
+        .ok();
     assert_eq!(listing.lines().count(), 4, "{listing}");
-    s.walmgr
-        .ok_as_postgres(&[path(&slave), "restore", "data.master.1"]);
+    s.walmgr()
+        .args([path(&slave), "restore", "data.master.1"])
+        .as_postgres()
+        .ok();
     standby.wait_until(
         "the standby restored from data.master.1 catches up",
         WAIT,
@@ -155,7 +181,10 @@ fn standby_caught_up(pg: &Pg, label: &str) -> (Shipping, Cluster, PathBuf) {
         .execute("CREATE TABLE far (id int, pad text); INSERT INTO far SELECT g, 'restored' FROM generate_series(1, 1000) g");
     backup(&s);
     s.switch_and_wait();
-    s.walmgr.ok_as_postgres(&[path(&slave), "restore"]);
+    s.walmgr()
+        .args([path(&slave), "restore"])
+        .as_postgres()
+        .ok();
     standby.wait_until("the standby replays the first rows", WAIT, || {
         standby.try_connect().is_ok() && count(&standby, "far") == 1000
     });
@@ -181,16 +210,18 @@ fn master_runs_far_ahead(s: &Shipping) -> usize {
 
 /// `walmgr slave boot` with default options; returns its stderr (its progress and result).
 fn boot(s: &Shipping, slave: &Path) -> String {
-    let out = s.walmgr.run_as_postgres(&[path(slave), "boot"]);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "boot failed: {stderr}");
-    stderr
+    let out = s
+        .walmgr()
+        .args([path(slave), "boot"])
+        .as_postgres()
+        .ok_output();
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[test]
 fn boot_of_a_paused_standby_far_behind_replays_every_archived_row() {
     let (s, standby, slave) = standby_caught_up(&Pg::major(15), "farpaused");
-    s.walmgr.ok_as_postgres(&[path(&slave), "pause"]);
+    s.walmgr().args([path(&slave), "pause"]).as_postgres().ok();
     let shipped = master_runs_far_ahead(&s);
     assert_eq!(
         count(&standby, "far"),
@@ -247,7 +278,10 @@ fn restore_protects_the_backups_wal_until_the_standby_starts() {
     s.master
         .execute("INSERT INTO rp SELECT generate_series(11, 20)");
     s.switch_and_wait();
-    s.walmgr.ok_as_postgres(&[path(&slave), "restore"]);
+    s.walmgr()
+        .args([path(&slave), "restore"])
+        .as_postgres()
+        .ok();
     // Before the restored standby ever starts, the master takes two new backups.
     for _ in 0..2 {
         s.master
@@ -255,7 +289,10 @@ fn restore_protects_the_backups_wal_until_the_standby_starts() {
         backup(&s);
         s.switch_and_wait();
     }
-    walmgr_tests::run_as_postgres_ok(Path::new("/bin/sh"), &["-c", &standby.start_command()], &[]);
+    s.command("/bin/sh")
+        .args(["-c", &standby.start_command()])
+        .as_postgres()
+        .ok();
     standby.wait_until("the restored standby replays to the present", WAIT, || {
         standby.try_connect().is_ok() && count(&standby, "rp") == 40
     });
@@ -264,7 +301,7 @@ fn restore_protects_the_backups_wal_until_the_standby_starts() {
 fn spawn_backup(s: &Shipping) -> std::process::Child {
     Command::new("runuser")
         .args(["-u", "postgres", "--"])
-        .arg(&s.walmgr.bin)
+        .arg(s.walmgr_bin())
         .args([path(&s.master_config), "backup"])
         .current_dir("/tmp")
         .stdout(Stdio::null())
@@ -308,13 +345,10 @@ fn a_killed_backups_lock_is_taken_over_and_a_concurrent_backup_fails_at_once() {
 
     // The next backup takes the dead holder's lock over, with a log line.
     let out = s
-        .walmgr
-        .run_as_postgres(&[path(&s.master_config), "backup"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .walmgr()
+        .args([path(&s.master_config), "backup"])
+        .as_postgres()
+        .ok_output();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("took over the backup lock"), "{stderr}");
     assert!(!lock.exists());
@@ -323,15 +357,15 @@ fn a_killed_backups_lock_is_taken_over_and_a_concurrent_backup_fails_at_once() {
     let mut running = spawn_backup(&s);
     wait_for("the running backup's lock", || lock.exists());
     let started = Instant::now();
-    let second = s
-        .walmgr
-        .run_as_postgres(&[path(&s.master_config), "backup"]);
+    let stderr = s
+        .walmgr()
+        .args([path(&s.master_config), "backup"])
+        .as_postgres()
+        .fails_with(1);
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "the second backup waited"
     );
-    assert_eq!(second.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&second.stderr);
     assert!(stderr.contains("another backup is running"), "{stderr}");
     assert!(stderr.contains("pid "), "{stderr}");
     assert!(running.wait().unwrap().success());
@@ -350,14 +384,17 @@ fn pause_holds_back_new_rows_and_continue_lets_them_through() {
         .execute("CREATE TABLE p (x int); INSERT INTO p VALUES (1)");
     backup(&s);
     s.switch_and_wait();
-    s.walmgr.ok_as_postgres(&[path(&slave), "restore"]);
+    s.walmgr()
+        .args([path(&slave), "restore"])
+        .as_postgres()
+        .ok();
     standby.wait_until("the standby has the first row", WAIT, || {
         standby.try_connect().is_ok() && count(&standby, "p") == 1
     });
     let link = fs::read_link(standby.data.join("pg_wal")).expect("pg_wal is a symlink");
     assert_eq!(link, wal_dir);
 
-    s.walmgr.ok_as_postgres(&[path(&slave), "pause"]);
+    s.walmgr().args([path(&slave), "pause"]).as_postgres().ok();
     s.master
         .execute("INSERT INTO p SELECT generate_series(2, 100)");
     s.switch_and_wait();
@@ -368,7 +405,10 @@ fn pause_holds_back_new_rows_and_continue_lets_them_through() {
         "rows written after pause are visible"
     );
 
-    s.walmgr.ok_as_postgres(&[path(&slave), "continue"]);
+    s.walmgr()
+        .args([path(&slave), "continue"])
+        .as_postgres()
+        .ok();
     standby.wait_until("the rows after continue", WAIT, || {
         count(&standby, "p") == 100
     });
@@ -399,8 +439,10 @@ fn point_in_time_restore_stops_exactly_at_the_target() {
         "--target-name=before_second_batch".to_string(),
         format!("--target-xid={target_xid}"),
     ] {
-        s.walmgr
-            .ok_as_postgres(&[path(&slave), "restore", "data.master", &target]);
+        s.walmgr()
+            .args([path(&slave), "restore", "data.master", &target])
+            .as_postgres()
+            .ok();
         standby.wait_until(&format!("recovery to {target} ends"), WAIT, || {
             standby.try_connect().is_ok() && !in_recovery(&standby)
         });
@@ -448,8 +490,10 @@ fn not_really_backup_and_restore_change_no_file_and_print_the_plan() {
     let walmgr_data = s.dir.join("walshipping");
     let before = (snapshot(&s.master.data), snapshot(&walmgr_data));
     let plan = s
-        .walmgr
-        .ok_as_postgres(&["-n", path(&s.master_config), "backup"]);
+        .walmgr()
+        .args(["-n", path(&s.master_config), "backup"])
+        .as_postgres()
+        .ok();
     for step in [
         "take backup lock",
         "pg_backup_start",
@@ -459,7 +503,11 @@ fn not_really_backup_and_restore_change_no_file_and_print_the_plan() {
     ] {
         assert!(plan.contains(step), "backup plan lacks {step:?}:\n{plan}");
     }
-    let plan = s.walmgr.ok_as_postgres(&["-n", path(&slave), "restore"]);
+    let plan = s
+        .walmgr()
+        .args(["-n", path(&slave), "restore"])
+        .as_postgres()
+        .ok();
     for step in [
         "move ",
         "standby.signal",
@@ -514,13 +562,15 @@ fn a_backup_taken_on_the_standby_restores_to_a_working_server() {
         .execute("CREATE TABLE b (x int); INSERT INTO b SELECT generate_series(1, 500)");
     backup(&s);
     s.switch_and_wait();
-    s.walmgr
-        .ok_as_postgres(&[path(&slave), "restore", "data.master"]);
+    s.walmgr()
+        .args([path(&slave), "restore", "data.master"])
+        .as_postgres()
+        .ok();
     standby.wait_until("the standby replays", WAIT, || {
         standby.try_connect().is_ok() && count(&standby, "b") == 500
     });
 
-    let out = s.walmgr.ok_as_postgres(&[path(&slave), "backup"]);
+    let out = s.walmgr().args([path(&slave), "backup"]).as_postgres().ok();
     assert!(out.contains("backup from the standby done"), "{out}");
     let label = fs::read_to_string(s.dir.join("walshipping/data.master/backup_label")).unwrap();
     assert!(label.contains("BACKUP FROM: standby"), "{label}");
@@ -529,9 +579,14 @@ fn a_backup_taken_on_the_standby_restores_to_a_working_server() {
         .execute("INSERT INTO b SELECT generate_series(501, 700)");
     s.switch_and_wait();
     let copy = Cluster::planned(&s.master.pg, &s.dir, "fromstandby");
-    s.walmgr
-        .ok_as_postgres(&[path(&slave), "restore", "data.master", path(&copy.data)]);
-    walmgr_tests::run_as_postgres_ok(Path::new("/bin/sh"), &["-c", &copy.start_command()], &[]);
+    s.walmgr()
+        .args([path(&slave), "restore", "data.master", path(&copy.data)])
+        .as_postgres()
+        .ok();
+    s.command("/bin/sh")
+        .args(["-c", &copy.start_command()])
+        .as_postgres()
+        .ok();
     copy.wait_until(
         "the server restored from the standby's backup catches up",
         WAIT,
