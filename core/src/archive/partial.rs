@@ -249,6 +249,11 @@ impl PartialStore {
     /// Removes the partial copy of `segment` once the complete segment is durable in
     /// completed_wals. True if there was one.
     pub fn retire(&self, segment: &SegmentName) -> Result<bool> {
+        // The archiver calls this for every segment: one stat when there is no copy (the
+        // usual case without in-progress shipping, or no partial_wals at all).
+        if !self.path_of(segment).exists() && !self.held_path(segment).exists() {
+            return Ok(false);
+        }
         let _lock = self.lock()?;
         let path = self.path_of(segment);
         let existed = match fs::remove_file(&path) {
