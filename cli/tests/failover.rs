@@ -278,3 +278,170 @@ fn a_promoted_standby_ships_its_new_timeline_from_the_segment_start() {
         "the copy starts at offset 0 of timeline 2"
     );
 }
+
+/// A syncdaemon started in a test is killed when the test ends, whatever happens.
+struct Daemon {
+    pidfile: PathBuf,
+}
+
+impl Daemon {
+    fn pid(&self) -> Option<i32> {
+        fs::read_to_string(&self.pidfile).ok()?.trim().parse().ok()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(pid) = self.pid() {
+            send_signal(pid, Sig::Kill);
+        }
+    }
+}
+
+/// What the standby's `status --json` says of its newest partial copy: (name, reach).
+fn partial_on_standby(s: &Shipping) -> (Option<String>, Option<Lsn>) {
+    let json = s
+        .walmgr()
+        .args([path(&s.slave_config), "status", "--json"])
+        .as_postgres()
+        .ok();
+    let value: serde_json::Value = serde_json::from_str(&json).expect("status --json");
+    (
+        value["newest_partial"].as_str().map(str::to_owned),
+        value["partial_reaches"].as_str().map(lsn),
+    )
+}
+
+#[test]
+fn syncdaemon_ships_for_a_master_without_the_extension_and_answers_reload_stop_and_a_stale_pidfile()
+{
+    let s = Shipping::new(WALMGR, &Pg::major(15), "syncd", &["--wal-segsize=1"]);
+    s.archive_with_xarchive();
+    let partials = s.dir.join("walshipping/logs.partial");
+    fs::create_dir_all(&partials).unwrap();
+    walmgr_tests::chown_to_postgres(&partials);
+    let pidfile = s.dir.join("run/syncdaemon.pid");
+    let log = s.dir.join("syncdaemon.log");
+    s.add_to_master_config(&format!(
+        "pidfile = \"{}\"\nlogfile = \"{}\"\nloop_delay = 0.2",
+        pidfile.display(),
+        log.display()
+    ));
+    let daemon = Daemon {
+        pidfile: pidfile.clone(),
+    };
+    let walmgr = |args: &[&str]| {
+        let mut all = vec![path(&s.master_config)];
+        all.extend_from_slice(args);
+        s.walmgr().args(all).as_postgres().ok()
+    };
+    walmgr(&["-d", "syncdaemon"]);
+    s.master
+        .wait_until("the daemon writes its pidfile", WAIT, || {
+            daemon.pid().is_some_and(walmgr_tests::pid_alive)
+        });
+
+    s.master
+        .execute("CREATE TABLE d (x int); INSERT INTO d VALUES (1)");
+    let flush = flushed(&s.master);
+    let current: String = s
+        .master
+        .query_one("SELECT pg_walfile_name(pg_current_wal_flush_lsn())");
+    s.master
+        .wait_until("the daemon ships the current segment", WAIT, || {
+            let (name, reach) = partial_on_standby(&s);
+            name.as_deref() == Some(current.as_str()) && reach.is_some_and(|r| r >= flush)
+        });
+
+    // A second daemon for the same config is refused.
+    let again = s
+        .walmgr()
+        .args([path(&s.master_config), "syncdaemon"])
+        .as_postgres()
+        .fails_with(1);
+    assert!(again.contains("already running"), "{again}");
+
+    walmgr(&["-r"]);
+    s.master.wait_until("the daemon reloads", WAIT, || {
+        fs::read_to_string(&log).is_ok_and(|l| l.contains("reloading the config"))
+    });
+
+    let pid = daemon.pid().unwrap();
+    walmgr(&["-s"]);
+    s.master
+        .wait_until("the daemon stops and removes its pidfile", WAIT, || {
+            !walmgr_tests::pid_alive(pid) && !pidfile.exists()
+        });
+    assert!(fs::read_to_string(&log)
+        .unwrap()
+        .contains("syncdaemon stopped"));
+
+    // A daemon killed outright leaves its pidfile: the next one takes it over.
+    fs::write(&pidfile, "999999\n").unwrap();
+    walmgr_tests::chown_to_postgres(&pidfile);
+    let refused = s
+        .walmgr()
+        .args([path(&s.master_config), "-r"])
+        .as_postgres()
+        .fails_with(1);
+    assert!(refused.contains("stale"), "{refused}");
+    walmgr(&["-d", "syncdaemon"]);
+    s.master
+        .wait_until("a new daemon takes the stale pidfile over", WAIT, || {
+            daemon
+                .pid()
+                .is_some_and(|p| p != 999_999 && walmgr_tests::pid_alive(p))
+        });
+    assert!(fs::read_to_string(&log).unwrap().contains("taking it over"));
+    walmgr(&["-s"]);
+}
+
+#[test]
+fn periodic_command_runs_at_its_interval_and_its_failure_does_not_stop_shipping() {
+    let s = Shipping::with_module(WALMGR, &Pg::major(18), "periodic", &["--wal-segsize=1"]);
+    let ran = s.dir.join("periodic.out");
+    s.add_to_master_config(&format!(
+        "command_interval = 1\nperiodic_command = \"echo ran >> {}; exit 3\"",
+        ran.display()
+    ));
+    ship_often(&s);
+    let lines = || fs::read_to_string(&ran).map_or(0, |t| t.lines().count());
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(4) {
+        s.master.execute("SELECT txid_current()");
+        s.master.switch_wal();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let runs = lines();
+    assert!(
+        (2..=5).contains(&runs),
+        "periodic_command ran {runs} times in 4 s of segment switches every 0.3 s at an interval of 1 s"
+    );
+    s.master.execute("SELECT txid_current()");
+    caught_up(&s);
+    let errors: i64 = s
+        .master
+        .query_one("SELECT shipper_errors FROM walmgr.status");
+    assert_eq!(
+        errors, 0,
+        "segment switches are no error (the zeroed pages after a switch)"
+    );
+
+    // `walmgr periodic` runs it now, and says it failed.
+    let err = s
+        .walmgr()
+        .args([path(&s.master_config), "periodic"])
+        .as_postgres()
+        .fails_with(1);
+    assert!(err.contains("periodic_command"), "{err}");
+    assert_eq!(lines(), runs + 1);
+
+    // `walmgr sync` ships now and prints the LSN the standby holds.
+    s.master.execute("SELECT txid_current()");
+    let flush = flushed(&s.master);
+    let held = s.walmgr().args([path(&s.master_config), "sync"]).ok();
+    assert!(
+        lsn(held.trim()) >= flush,
+        "sync says {held}, flushed {flush}"
+    );
+}

@@ -75,9 +75,11 @@ fn check_long_header(
 }
 
 /// xlp_magic (u16 at 0) and xlp_pageaddr (u64 at 8) of a page; a page cut before its
-/// address (the flushed tail of the last page) has nothing more to check.
+/// address (the flushed tail of the last page) has nothing more to check. After a segment
+/// switch PostgreSQL (14+) fills the rest of the segment with pages zeroed header and all,
+/// so an all-zero header is switch padding, not foreign WAL.
 fn check_page(page: &[u8], magic: u16, addr: u64, path: &Path) -> Result<()> {
-    if page.len() < 16 {
+    if page.len() < 16 || page[..16].iter().all(|b| *b == 0) {
         return Ok(());
     }
     let found_magic = u16::from_ne_bytes([page[0], page[1]]);
@@ -147,6 +149,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("recycled"), "{err}");
+    }
+
+    #[test]
+    fn the_zeroed_pages_after_a_segment_switch_are_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = SegmentName::from_segno(1, 5, MB);
+        let mut data = fake_segment(&seg, MB);
+        // A switch record on the second page; every page after it is zeros.
+        data[2 * 8192..].fill(0);
+        fs::write(dir.path().join(seg.to_string()), &data).unwrap();
+        let bytes = read(&cluster(dir.path()), &seg, 100, u64::from(MB)).unwrap();
+        assert_eq!(bytes, data[100..]);
     }
 
     #[test]
