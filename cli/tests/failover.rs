@@ -419,13 +419,16 @@ fn periodic_command_runs_at_its_interval_and_its_failure_does_not_stop_shipping(
     );
     s.master.execute("SELECT txid_current()");
     caught_up(&s);
-    let errors: i64 = s
+    let row = s
         .master
-        .query_one("SELECT shipper_errors FROM walmgr.status");
-    assert_eq!(
-        errors, 0,
-        "segment switches are no error (the zeroed pages after a switch)"
-    );
+        .connect()
+        .query_one(
+            "SELECT shipper_errors, shipper_last_error FROM walmgr.status",
+            &[],
+        )
+        .unwrap();
+    let (errors, last): (i64, Option<String>) = (row.get(0), row.get(1));
+    assert_eq!(errors, 0, "segment switches are no error: {last:?}");
 
     // `walmgr periodic` runs it now, and says it failed.
     let err = s

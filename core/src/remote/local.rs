@@ -11,7 +11,7 @@ use crate::changes::Changes;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::os::files::ensure_private_dir;
-use crate::remote::wire::retire_partial;
+use crate::remote::wire::{retire_partial, write_partial};
 use crate::wal::{SegmentName, WalFileName};
 
 pub struct Local {
@@ -69,7 +69,7 @@ impl Transport for Local {
     }
 
     fn ship_partial(&mut self, segment: &SegmentName, offset: u64, bytes: &[u8]) -> Result<()> {
-        self.partials
-            .write(segment, offset, bytes, bytes.len() as u64)
+        let len = bytes.len() as u64;
+        write_partial(&self.store, &self.partials, segment, offset, bytes, len)
     }
 }

@@ -106,12 +106,13 @@ impl Shipper {
             Some(p) if p.segment == current => (current, p.offset),
             // The segment before the current one on the same timeline: its tail was flushed
             // before the switch and may hold the last commits the archive does not have
-            // yet. Finish it first.
+            // yet. Finish it first, unless the archiver was quicker.
             Some(p)
                 if p.segment.tli == current.tli
                     && p.segment.segno(self.cluster.seg_size) + 1
                         == current.segno(self.cluster.seg_size)
-                    && p.offset < seg_size =>
+                    && p.offset < seg_size
+                    && !self.archived(&p.segment) =>
             {
                 (p.segment, p.offset)
             }
@@ -120,12 +121,41 @@ impl Shipper {
             _ => (current, 0),
         };
         let seg_start = segment.start_lsn(self.cluster.seg_size);
-        let flushed_in_segment = (flush.lsn.0 - seg_start).min(seg_size);
-        let to = flushed_in_segment.min(from + MAX_SHIP);
-        if to <= from {
+        let to = (flush.lsn.0 - seg_start).min(seg_size).min(from + MAX_SHIP);
+        // A segment the archiver finished is whole in the archive: nothing to ship (the
+        // current one, right after a switch, until WAL goes into the next).
+        if to <= from || self.archived(&segment) {
             return Ok(Round::Idle);
         }
-        let bytes = reader::read(&self.cluster, &segment, from, to)?;
+        let shipped = self.ship_range(source, transport, &segment, from, to);
+        match shipped {
+            // The archiver may archive the previous segment (and the standby drop its
+            // partial copy) while we finish it: then the archive has it whole, and the
+            // current segment is next. Not an error.
+            Err(e) if segment != current => {
+                tracing::debug!("{segment} left to the archiver: {e}");
+                self.held = None;
+                Ok(Round::Idle)
+            }
+            Err(e) => Err(e),
+            Ok(()) => Ok(Round::Shipped {
+                from: Lsn(seg_start + from),
+                to: Lsn(seg_start + to),
+                flush: flush.lsn,
+            }),
+        }
+    }
+
+    /// Reads, checks and ships `[from, to)` of `segment`; the standby then holds up to `to`.
+    fn ship_range(
+        &mut self,
+        source: &mut dyn WalSource,
+        transport: &mut dyn Transport,
+        segment: &SegmentName,
+        from: u64,
+        to: u64,
+    ) -> Result<()> {
+        let bytes = reader::read(&self.cluster, segment, from, to)?;
         if let Some(removed) = source.last_removed_segno() {
             if segment.segno(self.cluster.seg_size) <= removed {
                 return Err(crate::Error::damaged(
@@ -134,16 +164,21 @@ impl Shipper {
                 ));
             }
         }
-        transport.ship_partial(&segment, from, &bytes)?;
+        transport.ship_partial(segment, from, &bytes)?;
         self.held = Some(Position {
-            segment,
+            segment: *segment,
             offset: to,
         });
-        Ok(Round::Shipped {
-            from: Lsn(seg_start + from),
-            to: Lsn(seg_start + to),
-            flush: flush.lsn,
-        })
+        Ok(())
+    }
+
+    /// Has the master's archiver finished `segment` (archive_status/NAME.done)?
+    fn archived(&self, segment: &SegmentName) -> bool {
+        self.cluster
+            .pg_wal
+            .join("archive_status")
+            .join(format!("{segment}.done"))
+            .exists()
     }
 }
 
@@ -299,6 +334,25 @@ mod tests {
         );
         s.round().unwrap();
         assert_eq!(s.copy_of(4)[..300], s.wal[4][..300]);
+    }
+
+    #[test]
+    fn a_previous_segment_the_archiver_took_meanwhile_is_left_to_it_without_an_error() {
+        let mut s = scene();
+        s.round().unwrap();
+        // The switch, and the standby already retired its copy of segment 3 (archived).
+        assert!(s.standby.partials.retire(&seg(1, 3)).unwrap());
+        s.flush_at(4 * u64::from(MB) + 300);
+        assert_eq!(s.round().unwrap(), Round::Idle);
+        s.round().unwrap();
+        assert_eq!(s.shipper.position().unwrap().segment, seg(1, 4));
+        // With archive_status saying so, it is not even tried.
+        let status = s.shipper.cluster.pg_wal.join("archive_status");
+        fs::create_dir_all(&status).unwrap();
+        fs::write(status.join(format!("{}.done", seg(1, 4))), "").unwrap();
+        s.flush_at(5 * u64::from(MB) + 300);
+        s.round().unwrap();
+        assert_eq!(s.shipper.position().unwrap().segment, seg(1, 5));
     }
 
     #[test]
