@@ -7,13 +7,12 @@
 use std::cell::RefCell;
 use std::ffi::CStr;
 use std::fs;
-use std::os::unix::fs::MetadataExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use pgrx::prelude::*;
 use walmgr_core::changes::Changes;
-use walmgr_core::config::{Config, Role};
+use walmgr_core::config::{Config, FileStamp, Role};
 use walmgr_core::remote::{self, Transport};
 use walmgr_core::wal::name::WalFileName;
 
@@ -22,36 +21,12 @@ use crate::{settings, status};
 /// The loaded config and the open transport, kept between files and rebuilt when the
 /// config file (or `walmgr.config`) changes.
 struct Loaded {
-    key: FileKey,
+    key: (PathBuf, FileStamp),
     transport: Box<dyn Transport>,
-}
-
-#[derive(PartialEq, Eq)]
-struct FileKey {
-    path: PathBuf,
-    dev: u64,
-    ino: u64,
-    mtime_ns: i64,
-    // ctime too: a chmod that makes the file unreadable must be noticed.
-    ctime_ns: i64,
-    len: u64,
 }
 
 thread_local! {
     static LOADED: RefCell<Option<Loaded>> = const { RefCell::new(None) };
-}
-
-fn file_key(path: &Path) -> Result<FileKey, String> {
-    let meta = fs::metadata(path)
-        .map_err(|e| format!("cannot read walmgr.config file {}: {e}", path.display()))?;
-    Ok(FileKey {
-        path: path.to_path_buf(),
-        dev: meta.dev(),
-        ino: meta.ino(),
-        mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
-        ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
-        len: meta.len(),
-    })
 }
 
 fn with_transport<T>(
@@ -60,7 +35,8 @@ fn with_transport<T>(
     let path = settings::config_path().ok_or_else(|| {
         "walmgr.config is not set (run `walmgr <master config> setup`)".to_string()
     })?;
-    let key = file_key(&path)?;
+    let stamp = FileStamp::of(&path).map_err(|e| format!("cannot read walmgr.config file: {e}"))?;
+    let key = (path.clone(), stamp);
     LOADED.with(|cell| {
         let mut loaded = cell.borrow_mut();
         if loaded.as_ref().map(|l| &l.key) != Some(&key) {

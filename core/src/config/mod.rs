@@ -25,6 +25,31 @@ pub use keys::Config;
 
 pub use sample::{MANUAL_MASTER_INI, MANUAL_SLAVE_INI};
 
+/// What tells a changed config file from the one loaded: an edit (mtime, length), a
+/// replacement (device, inode), a chmod that makes it unreadable (ctime).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileStamp {
+    dev: u64,
+    ino: u64,
+    mtime_ns: i64,
+    ctime_ns: i64,
+    len: u64,
+}
+
+impl FileStamp {
+    pub fn of(path: &Path) -> Result<FileStamp> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path).map_err(|e| Error::io("read", path, e))?;
+        Ok(FileStamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+            ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+            len: meta.len(),
+        })
+    }
+}
+
 /// Which end of the shipping a config file is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {

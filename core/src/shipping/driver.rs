@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::config::{Config, Role};
+use crate::config::{Config, FileStamp, Role};
 use crate::error::{Error, Result};
 use crate::remote::{self, Transport};
 use crate::server::WalSource;
@@ -16,6 +16,8 @@ use crate::wal::Lsn;
 /// Ships are at least this far apart: under heavy load the server flushes constantly, and
 /// every flush would otherwise wake a round for a few bytes.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(5);
+/// How often the config file is looked at for edits.
+const CONFIG_CHECK: Duration = Duration::from_secs(1);
 /// How long to wait before trying again after a config that does not load.
 const CONFIG_RETRY: Duration = Duration::from_secs(5);
 /// The same error is logged again only after this long (it is counted every time).
@@ -118,6 +120,9 @@ fn ship_with(
     let mut shipper = Shipper::new(cluster);
     let mut periodic = Periodic::new(config);
     let mut last_logged: Option<(String, Instant)> = None;
+    // An edited config takes effect without a reload, as for the archive module.
+    let stamp = FileStamp::of(&config.source).ok();
+    let mut stamp_checked = Instant::now();
     status.state = "shipping";
     loop {
         let started = Instant::now();
@@ -156,6 +161,13 @@ fn ship_with(
         if wake == Wake::Reload {
             tracing::info!("reloading the config");
             return Ok(Next::Reload);
+        }
+        if stamp_checked.elapsed() >= CONFIG_CHECK {
+            stamp_checked = Instant::now();
+            if FileStamp::of(&config.source).ok() != stamp {
+                tracing::info!("{} changed: reloading it", config.source.display());
+                return Ok(Next::Reload);
+            }
         }
         let since = started.elapsed();
         if since < MIN_INTERVAL {
@@ -237,6 +249,10 @@ mod tests {
         broken_loads: usize,
         loads: usize,
         reports: Vec<Status>,
+        /// Each wait lasts this long (for tests of what happens over time).
+        pause: Duration,
+        /// At this wait, the config file is edited.
+        edit_at: Option<usize>,
     }
 
     impl WalSource for FakeHost {
@@ -272,6 +288,11 @@ mod tests {
         }
         fn wait(&mut self, _timeout: Duration) -> Wake {
             self.waits += 1;
+            std::thread::sleep(self.pause);
+            if Some(self.waits) == self.edit_at {
+                let text = fs::read_to_string(&self.config_path).unwrap();
+                fs::write(&self.config_path, text.replace("0.01", "0.02")).unwrap();
+            }
             if Some(self.waits) == self.reload_at {
                 return Wake::Reload;
             }
@@ -314,6 +335,8 @@ mod tests {
             broken_loads: 0,
             loads: 0,
             reports: Vec::new(),
+            pause: Duration::ZERO,
+            edit_at: None,
         }
     }
 
@@ -334,6 +357,17 @@ mod tests {
         let wal = fake_segment(&SegmentName::from_segno(1, 2, MB), MB);
         let n = (h.flush.0 - 2 * u64::from(MB)) as usize;
         assert_eq!(held[..n], wal[..n]);
+    }
+
+    #[test]
+    fn an_edited_config_is_loaded_again_without_a_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut h = host(dir.path());
+        h.pause = Duration::from_millis(100);
+        h.edit_at = Some(2);
+        h.stop_after = 20;
+        run(&mut h).unwrap();
+        assert_eq!(h.loads, 2, "the edit was not picked up");
     }
 
     #[test]
