@@ -67,10 +67,12 @@ fn archive_and_replay_over_ssh() {
     });
     s.assert_archive_complete_up_to(&last);
 
-    // The standby's directories are another host's: the master does not pretend otherwise.
+    // The standby's directories are another host's: what only works on them (the backup
+    // lock by hand) refuses by name rather than act on this host's paths. (`backup` itself
+    // goes over SSH: cli/tests/remote_backup.rs.)
     let err = s
         .walmgr()
-        .args([path(&s.master_config), "backup"])
+        .args([path(&s.master_config), "xlock"])
         .fails_with(1);
     assert!(err.contains("Run it on the standby"), "{err}");
 

@@ -15,7 +15,9 @@ use crate::wal::Lsn;
 /// One flat object, keys in name order.
 pub type Report = Map<String, Value>;
 
-pub fn master(server: &mut dyn Master) -> Result<Report> {
+/// The master's status; with `config`, also the standby's backup sets (here, or over SSH:
+/// an unreachable standby is reported, not a failure of status).
+pub fn master(server: &mut dyn Master, config: Option<&Config>) -> Result<Report> {
     let s = server.archive_status()?;
     let mut m = Map::new();
     m.insert("role".into(), json!("master"));
@@ -35,6 +37,12 @@ pub fn master(server: &mut dyn Master) -> Result<Report> {
     m.insert("partial_bytes_behind".into(), json!(s.partial_bytes_behind));
     m.insert("shipper_errors".into(), json!(s.shipper_errors));
     m.insert("shipper_last_error".into(), json!(s.shipper_last_error));
+    if let Some(config) = config {
+        match backup_sets(config) {
+            Ok((_, sets)) => m.insert("backups".into(), Value::Array(sets)),
+            Err(e) => m.insert("backups".into(), json!(format!("cannot list: {e}"))),
+        };
+    }
     Ok(m)
 }
 
@@ -91,16 +99,43 @@ pub fn standby(config: &Config, server: Option<&mut dyn Standby>) -> Result<Repo
     );
     let backups: Vec<Value> = catalog::list(&config.full_backup)?
         .iter()
-        .map(|s| {
-            json!({
-                "set": s.name(),
-                "start_lsn": s.label.start_lsn.to_string(),
-                "start_time": s.label.start_time,
-                "first_wal": s.label.start_segment.to_string(),
-                "size_bytes": s.size,
-            })
-        })
+        .map(set_json)
         .collect();
     m.insert("backups".into(), Value::Array(backups));
     Ok(m)
+}
+
+/// One backup set, as `status --json`, `listbackups` and the wire describe it.
+pub fn set_json(set: &catalog::BackupSet) -> Value {
+    json!({
+        "set": set.name(),
+        "label": set.label.label,
+        "start_lsn": set.label.start_lsn.to_string(),
+        "stop_lsn": set.stop_lsn,
+        "start_time": set.label.start_time,
+        "first_wal": set.label.start_segment.to_string(),
+        "size_bytes": set.size,
+    })
+}
+
+/// The standby's backup sets, wherever they are: from its directories on this host, or
+/// over SSH when a master config names another host. Returns where, and the sets.
+pub fn backup_sets(config: &Config) -> Result<(String, Vec<Value>)> {
+    use crate::config::Role;
+    match (&config.role, config.slave.as_deref()) {
+        (Role::Master, Some(slave)) => {
+            let ssh = crate::remote::Ssh::new(config, slave)?;
+            let place = ssh.peer().to_string();
+            let sets = crate::remote::backup::RemoteArea::new(ssh).list()?;
+            Ok((place, sets))
+        }
+        _ => {
+            let standby = crate::backup::standby_side(config, "listbackups")?;
+            let sets = catalog::list(&standby.full_backup)?
+                .iter()
+                .map(set_json)
+                .collect();
+            Ok((standby.full_backup.display().to_string(), sets))
+        }
+    }
 }

@@ -9,27 +9,28 @@ use walmgr_core::wal::WalFileName;
 use super::Context;
 use crate::error::Result;
 
+/// The standby's sets: from its directories here, or over SSH from the master.
 pub fn listbackups(ctx: &mut Context) -> Result<()> {
-    let standby = standby_side(&ctx.config, "listbackups")?;
-    let sets = catalog::list(&standby.full_backup)?;
+    let (place, sets) = walmgr_core::status::backup_sets(&ctx.config)?;
     if sets.is_empty() {
-        println!("no backups in {}", standby.full_backup.display());
+        println!("no backups in {place}");
         return Ok(());
     }
     println!(
         "{:<18} {:<28} {:<14} {:<14} {:<25} {:>10}  first WAL needed",
         "set", "label", "start LSN", "stop LSN", "start time", "size MB"
     );
+    let text = |v: &serde_json::Value, key: &str| v[key].as_str().unwrap_or("?").to_string();
     for s in &sets {
         println!(
             "{:<18} {:<28} {:<14} {:<14} {:<25} {:>10}  {}",
-            s.name(),
-            s.label.label,
-            s.label.start_lsn.to_string(),
-            s.stop_lsn.clone().unwrap_or_else(|| "?".into()),
-            s.label.start_time,
-            s.size >> 20,
-            s.label.start_segment
+            text(s, "set"),
+            text(s, "label"),
+            text(s, "start_lsn"),
+            text(s, "stop_lsn"),
+            text(s, "start_time"),
+            s["size_bytes"].as_u64().unwrap_or(0) >> 20,
+            text(s, "first_wal")
         );
     }
     Ok(())

@@ -14,7 +14,7 @@ pub fn run(ctx: &mut Context, as_json: bool) -> Result<()> {
             let conninfo = ctx
                 .config
                 .required(&ctx.config.master_db, "master_db", "status")?;
-            status::master(&mut Connection::master(conninfo)?)?
+            status::master(&mut Connection::master(conninfo)?, Some(&ctx.config))?
         }
         Role::Slave => {
             let mut server = match ctx.config.slave_data {

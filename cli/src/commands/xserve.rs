@@ -42,6 +42,7 @@ pub fn run(ctx: &mut Context) -> Result<()> {
         store: ArchiveStore::new(&ctx.config.completed_wals),
         partials: PartialStore::new(&ctx.config.partial_wals),
         dirs: remote::slave_dirs(&ctx.config),
+        standby: Some(ctx.config.clone()),
     };
     let stdin = io::stdin().lock();
     let stdout = io::stdout().lock();

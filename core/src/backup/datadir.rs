@@ -49,6 +49,33 @@ pub struct Progress {
     pub files: u64,
 }
 
+/// Where a walk puts what it finds: a directory on this host ([`DirSink`]), or the standby's
+/// backup area over the wire. Paths are relative to the set's root; directories come before
+/// their contents.
+pub trait TreeSink {
+    fn dir(&mut self, rel: &Path, mode: u32, owner: Owner) -> Result<()>;
+    /// Copies the file `src` (found with `meta`) as `rel`. Ok(None) when it vanished
+    /// meanwhile (dropped tables, finished temp files: replay knows), else the bytes copied.
+    fn file(&mut self, rel: &Path, src: &Path, meta: &fs::Metadata) -> Result<Option<u64>>;
+    fn symlink(&mut self, rel: &Path, target: &Path, owner: Owner) -> Result<()>;
+}
+
+/// The owner of what was copied; only root can (and must) keep it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Owner {
+    pub fn of(meta: &fs::Metadata) -> Owner {
+        Owner {
+            uid: meta.uid(),
+            gid: meta.gid(),
+        }
+    }
+}
+
 /// Copies `src` (a data directory) to `dst` (which must not exist), then syncs the target
 /// filesystem. `report` is called now and then with the progress.
 pub fn copy_data_dir(
@@ -57,28 +84,40 @@ pub fn copy_data_dir(
     options: CopyOptions,
     report: &mut dyn FnMut(&Progress),
 ) -> Result<Progress> {
+    let mut sink = DirSink::new(dst);
+    let progress = walk_data_dir(src, options, &mut sink, report)?;
+    sync_filesystem(dst)?;
+    Ok(progress)
+}
+
+/// Walks the data directory `src` into `sink`, leaving out what a base backup must not
+/// carry, and pg_control last.
+pub fn walk_data_dir(
+    src: &Path,
+    options: CopyOptions,
+    sink: &mut dyn TreeSink,
+    report: &mut dyn FnMut(&Progress),
+) -> Result<Progress> {
     let mut progress = Progress {
         bytes_total: planned_bytes(src, Path::new("")),
         ..Progress::default()
     };
-    let as_root = crate::os::users::is_root();
-    let mut copier = Copier {
+    let mut walker = Walker {
         options,
-        as_root,
+        sink,
         progress: &mut progress,
         report,
         last_reported: 0,
     };
-    copier.dir(src, dst, Path::new(""))?;
+    walker.dir(src, Path::new(""))?;
     // pg_control last: for a backup taken on a standby, pg_backup_stop takes the end of
     // the backup from the copied pg_control's minimum recovery point, which is only right
     // if every data file was copied before it.
     let control = Path::new("global/pg_control");
-    let meta =
-        fs::metadata(src.join(control)).map_err(|e| Error::io("stat", src.join(control), e))?;
-    copier.file(&src.join(control), &dst.join(control), &meta)?;
-    (copier.report)(copier.progress);
-    sync_filesystem(dst)?;
+    let from = src.join(control);
+    let meta = fs::metadata(&from).map_err(|e| Error::io("stat", &from, e))?;
+    walker.file(control, &from, &meta)?;
+    (walker.report)(walker.progress);
     Ok(progress)
 }
 
@@ -113,33 +152,31 @@ fn skipped(rel: &Path) -> bool {
     if name.starts_with("pgsql_tmp") || name == "pg_internal.init" {
         return true;
     }
-    // Copied last, by copy_data_dir itself.
+    // Copied last, by walk_data_dir itself.
     if rel == Path::new("global/pg_control") {
         return true;
     }
     rel.parent() == Some(Path::new("")) && SKIP_TOP_FILES.contains(&name.as_ref())
 }
 
-struct Copier<'a> {
+struct Walker<'a> {
     options: CopyOptions,
-    as_root: bool,
+    sink: &'a mut dyn TreeSink,
     progress: &'a mut Progress,
     report: &'a mut dyn FnMut(&Progress),
     last_reported: u64,
 }
 
-impl Copier<'_> {
-    fn dir(&mut self, src: &Path, dst: &Path, rel: &Path) -> Result<()> {
-        let meta = self.mkdir_like(src, dst)?;
+impl Walker<'_> {
+    fn dir(&mut self, src: &Path, rel: &Path) -> Result<()> {
+        let meta = fs::metadata(src).map_err(|e| Error::io("read", src, e))?;
+        self.sink
+            .dir(rel, meta.permissions().mode() & 0o7777, Owner::of(&meta))?;
         if EMPTY_DIRS.iter().any(|d| rel == Path::new(d)) {
             // pg_wal needs its archive_status subdirectory to start.
             if rel == Path::new("pg_wal") {
-                let status = dst.join("archive_status");
-                fs::DirBuilder::new()
-                    .mode(0o700)
-                    .create(&status)
-                    .map_err(|e| Error::io("create directory", &status, e))?;
-                self.own(&status, &meta)?;
+                self.sink
+                    .dir(&rel.join("archive_status"), 0o700, Owner::of(&meta))?;
             }
             return Ok(());
         }
@@ -155,7 +192,6 @@ impl Copier<'_> {
                 continue;
             }
             let from = entry.path();
-            let to = dst.join(entry.file_name());
             let lmeta = match fs::symlink_metadata(&from) {
                 Ok(m) => m,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
@@ -171,7 +207,8 @@ impl Copier<'_> {
                 && !in_tblspc
                 && !is_pg_wal
             {
-                self.symlink(&from, &to, &lmeta)?;
+                let target = fs::read_link(&from).map_err(|e| Error::io("read link", &from, e))?;
+                self.sink.symlink(&rel_child, &target, Owner::of(&lmeta))?;
                 continue;
             }
             let meta = match fs::metadata(&from) {
@@ -180,23 +217,18 @@ impl Copier<'_> {
                 Err(e) => return Err(Error::io("stat", &from, e)),
             };
             if meta.is_dir() {
-                self.dir(&from, &to, &rel_child)?;
+                self.dir(&from, &rel_child)?;
             } else if meta.is_file() {
-                self.file(&from, &to, &meta)?;
+                self.file(&rel_child, &from, &meta)?;
             }
         }
         Ok(())
     }
 
-    fn file(&mut self, from: &Path, to: &Path, meta: &fs::Metadata) -> Result<()> {
-        // fs::copy streams through the kernel (copy_file_range): memory stays bounded.
-        let bytes = match fs::copy(from, to) {
-            Ok(n) => n,
-            // Dropped tables, finished temp files: gone is fine, replay knows.
-            Err(e) if e.kind() == io::ErrorKind::NotFound && !to.exists() => return Ok(()),
-            Err(e) => return Err(Error::io("copy", from, e)),
+    fn file(&mut self, rel: &Path, from: &Path, meta: &fs::Metadata) -> Result<()> {
+        let Some(bytes) = self.sink.file(rel, from, meta)? else {
+            return Ok(());
         };
-        self.own(to, meta)?;
         self.progress.bytes_done += bytes;
         self.progress.files += 1;
         if self.progress.bytes_done - self.last_reported >= 64 << 20 {
@@ -205,36 +237,117 @@ impl Copier<'_> {
         }
         Ok(())
     }
+}
 
-    /// Run as root, the copy keeps the owner (the backup must stay readable by postgres).
-    /// Creates `dst` with the mode (and, as root, the owner) of the directory `src`.
-    fn mkdir_like(&self, src: &Path, dst: &Path) -> Result<fs::Metadata> {
-        let meta = fs::metadata(src).map_err(|e| Error::io("read", src, e))?;
-        fs::DirBuilder::new()
-            .mode(meta.permissions().mode() & 0o7777)
-            .create(dst)
-            .map_err(|e| Error::io("create directory", dst, e))?;
-        self.own(dst, &meta)?;
-        Ok(meta)
-    }
+/// A directory on this host: the set's staging directory for a local backup, and on the
+/// standby, the receiving end of a backup the master sends. Run as root, it keeps the
+/// owner (the backup must stay readable by postgres); `owner` overrides it for all.
+pub struct DirSink {
+    root: PathBuf,
+    as_root: bool,
+    owner: Option<Owner>,
+}
 
-    /// Recreates the symlink `from` (metadata `lmeta`) as `to`.
-    fn symlink(&self, from: &Path, to: &Path, lmeta: &fs::Metadata) -> Result<()> {
-        let target = fs::read_link(from).map_err(|e| Error::io("read link", from, e))?;
-        std::os::unix::fs::symlink(&target, to).map_err(|e| Error::io("create symlink", to, e))?;
-        if self.as_root {
-            std::os::unix::fs::lchown(to, Some(lmeta.uid()), Some(lmeta.gid()))
-                .map_err(|e| Error::io("chown", to, e))?;
+impl DirSink {
+    pub fn new(root: &Path) -> DirSink {
+        DirSink {
+            root: root.to_path_buf(),
+            as_root: crate::os::users::is_root(),
+            owner: None,
         }
-        Ok(())
     }
 
-    fn own(&self, path: &Path, meta: &fs::Metadata) -> Result<()> {
+    /// Everything written belongs to `owner` (the standby's user, not the master's uid).
+    pub fn owned_by(mut self, owner: Owner) -> DirSink {
+        self.owner = Some(owner);
+        self
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn own(&self, path: &Path, owner: Owner) -> Result<()> {
         if self.as_root {
-            std::os::unix::fs::chown(path, Some(meta.uid()), Some(meta.gid()))
+            let owner = self.owner.unwrap_or(owner);
+            std::os::unix::fs::lchown(path, Some(owner.uid), Some(owner.gid))
                 .map_err(|e| Error::io("chown", path, e))?;
         }
         Ok(())
+    }
+
+    /// The path of `rel` under the root; `rel` must stay inside it.
+    pub fn path(&self, rel: &Path) -> Result<PathBuf> {
+        use std::path::Component;
+        if rel
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+        {
+            return Err(Error::refused(format!(
+                "{} would leave the backup set",
+                rel.display()
+            )));
+        }
+        Ok(self.root.join(rel))
+    }
+
+    /// Writes `rel` from `data` (`len` bytes), owned like the set.
+    pub fn write(
+        &mut self,
+        rel: &Path,
+        mode: u32,
+        data: &mut dyn io::Read,
+        len: u64,
+    ) -> Result<u64> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let to = self.path(rel)?;
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&to)
+            .map_err(|e| Error::io("create", &to, e))?;
+        let copied = io::copy(&mut io::Read::take(data, len), &mut file)
+            .map_err(|e| Error::io("write", &to, e))?;
+        if copied != len {
+            return Err(Error::damaged(
+                &to,
+                format!("expected {len} bytes, got {copied}"),
+            ));
+        }
+        if let Some(owner) = self.owner {
+            self.own(&to, owner)?;
+        }
+        Ok(copied)
+    }
+}
+
+impl TreeSink for DirSink {
+    fn dir(&mut self, rel: &Path, mode: u32, owner: Owner) -> Result<()> {
+        let dst = self.path(rel)?;
+        fs::DirBuilder::new()
+            .mode(mode)
+            .create(&dst)
+            .map_err(|e| Error::io("create directory", &dst, e))?;
+        self.own(&dst, owner)
+    }
+
+    fn file(&mut self, rel: &Path, src: &Path, meta: &fs::Metadata) -> Result<Option<u64>> {
+        let to = self.path(rel)?;
+        // fs::copy streams through the kernel (copy_file_range): memory stays bounded.
+        let bytes = match fs::copy(src, &to) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !to.exists() => return Ok(None),
+            Err(e) => return Err(Error::io("copy", src, e)),
+        };
+        self.own(&to, Owner::of(meta))?;
+        Ok(Some(bytes))
+    }
+
+    fn symlink(&mut self, rel: &Path, target: &Path, owner: Owner) -> Result<()> {
+        let to = self.path(rel)?;
+        std::os::unix::fs::symlink(target, &to).map_err(|e| Error::io("create symlink", &to, e))?;
+        self.own(&to, owner)
     }
 }
 
@@ -245,40 +358,34 @@ pub fn sync_filesystem(path: &Path) -> Result<()> {
         .map_err(|errno| Error::io("sync filesystem of", path, io::Error::from(errno)))
 }
 
-/// Copies a whole tree (a backup set to a restore destination), keeping modes and symlinks.
+/// Copies a whole tree (a backup set to a restore destination), keeping modes, owners and
+/// symlinks.
 pub fn copy_tree(src: &Path, dst: &Path) -> Result<u64> {
-    let mut progress = Progress::default();
-    let mut copier = Copier {
-        options: CopyOptions {
-            keep_symlinks: true,
-        },
-        as_root: crate::os::users::is_root(),
-        progress: &mut progress,
-        report: &mut |_| {},
-        last_reported: 0,
-    };
-    copier.plain_dir(src, dst)?;
+    let mut sink = DirSink::new(dst);
+    let bytes = plain_tree(src, Path::new(""), &mut sink)?;
     sync_filesystem(dst)?;
-    Ok(progress.bytes_done)
+    Ok(bytes)
 }
 
-impl Copier<'_> {
-    fn plain_dir(&mut self, src: &Path, dst: &Path) -> Result<()> {
-        self.mkdir_like(src, dst)?;
-        for entry in fs::read_dir(src).map_err(|e| Error::io("list", src, e))? {
-            let entry = entry.map_err(|e| Error::io("list", src, e))?;
-            let (from, to): (PathBuf, PathBuf) = (entry.path(), dst.join(entry.file_name()));
-            let lmeta = fs::symlink_metadata(&from).map_err(|e| Error::io("stat", &from, e))?;
-            if lmeta.file_type().is_symlink() {
-                self.symlink(&from, &to, &lmeta)?;
-            } else if lmeta.is_dir() {
-                self.plain_dir(&from, &to)?;
-            } else {
-                self.file(&from, &to, &lmeta)?;
-            }
+fn plain_tree(src: &Path, rel: &Path, sink: &mut DirSink) -> Result<u64> {
+    let meta = fs::metadata(src).map_err(|e| Error::io("read", src, e))?;
+    sink.dir(rel, meta.permissions().mode() & 0o7777, Owner::of(&meta))?;
+    let mut bytes = 0;
+    for entry in fs::read_dir(src).map_err(|e| Error::io("list", src, e))? {
+        let entry = entry.map_err(|e| Error::io("list", src, e))?;
+        let from = entry.path();
+        let rel_child = rel.join(entry.file_name());
+        let lmeta = fs::symlink_metadata(&from).map_err(|e| Error::io("stat", &from, e))?;
+        if lmeta.file_type().is_symlink() {
+            let target = fs::read_link(&from).map_err(|e| Error::io("read link", &from, e))?;
+            sink.symlink(&rel_child, &target, Owner::of(&lmeta))?;
+        } else if lmeta.is_dir() {
+            bytes += plain_tree(&from, &rel_child, sink)?;
+        } else {
+            bytes += sink.file(&rel_child, &from, &lmeta)?.unwrap_or(0);
         }
-        Ok(())
     }
+    Ok(bytes)
 }
 
 #[cfg(test)]

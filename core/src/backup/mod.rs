@@ -1,6 +1,7 @@
 //! Base backups in full_backup: the catalog of sets and their rotation, backup_label, the
 //! copy of a data directory, the WAL purge that follows, and the backup workflow itself.
 
+pub mod area;
 pub mod catalog;
 pub mod datadir;
 pub mod label;

@@ -1,19 +1,19 @@
 //! `backup`: a base backup into full_backup, from the master (master config) or from the
 //! in-recovery standby (slave config), with lock, rotation and WAL purge around it.
 //!
-//! The copy goes into `<full_backup>.inprogress` and becomes `data.master` only when
-//! complete, so a failed or killed backup never costs an existing one.
+//! The copy goes into the standby's backup area (see [`crate::backup::area`]): staged,
+//! and the newest set only when complete, so a failed or killed backup never costs an
+//! existing one.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::archive::lock;
+use crate::backup::area::BackupArea;
+use crate::backup::catalog;
 use crate::backup::datadir::{self, CopyOptions, Progress};
-use crate::backup::{catalog, purge, standby_side};
 use crate::changes::Changes;
 use crate::config::{Config, Role};
 use crate::error::{Error, Result};
-use crate::os::files::{create_private_dir, give_to_owner_of};
 use crate::server::{BackupSource, BackupStop};
 
 /// Which server the backup copies.
@@ -48,26 +48,19 @@ pub fn source_data(config: &Config) -> Result<&Path> {
     config.required(value, key, "backup").map(PathBuf::as_path)
 }
 
-/// Takes a base backup of `server` (whose data directory `config` names) into the standby's
-/// full_backup. Returns the new set's path (None in a dry run). `progress` sees the copy.
+/// Takes a base backup of `server` (whose data directory `config` names) into `area` (the
+/// standby's full_backup, here or over the wire). Returns the new set's path (None in a
+/// dry run). `progress` sees the copy.
 pub fn take(
     config: &Config,
+    area: &mut dyn BackupArea,
     server: &mut dyn BackupSource,
     changes: &mut Changes,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<Option<PathBuf>> {
     let from = Side::of(config);
     let source = source_data(config)?.to_path_buf();
-    let standby = standby_side(config, "backup")?;
-    let _lock = lock::take(
-        &standby.completed_wals,
-        &format!("backup from the {}", from.name()),
-        changes,
-    )?;
-
-    let full_backup = standby.full_backup.clone();
-    let staging = PathBuf::from(format!("{}.inprogress", full_backup.display()));
-    recover_staging(&staging, &full_backup, changes)?;
+    area.begin(&format!("backup from the {}", from.name()), changes)?;
 
     let label = format!("walmgr {}", config.job_name.as_deref().unwrap_or("backup"));
     changes.apply(
@@ -78,113 +71,74 @@ pub fn take(
     let options = CopyOptions {
         keep_symlinks: config.keep_symlinks,
     };
-    let copied = changes.apply(
-        format!("copy {} to {}", source.display(), staging.display()),
-        || datadir::copy_data_dir(&source, &staging, options, progress),
-    );
+    let copied = changes
+        .apply(
+            format!("copy {} to {}", source.display(), area.describe()),
+            || datadir::walk_data_dir(&source, options, area.sink(), progress),
+        )
+        .and_then(|copied| area.check().map(|_| copied));
     match copied {
         Ok(Some(p)) => tracing::info!("copied {} files, {} MB", p.files, p.bytes_done >> 20),
         Ok(None) => {}
         Err(e) => {
-            // The session's end aborts the backup on the server; only our copy is left to drop.
-            let _ = fs::remove_dir_all(&staging);
+            area.abort();
             return Err(e);
         }
     }
 
     let stopped = changes.apply("SELECT pg_backup_stop(wait_for_archive => true)", || {
         server.backup_stop()
-    })?;
-    if let Some(stop) = stopped {
-        write_backup_files(&staging, &stop)?;
-    }
-
-    catalog::rotate(
-        &full_backup,
-        standby.keep_backups,
-        standby.archive_command.as_deref(),
-        changes,
-    )?;
-    if full_backup.exists() && standby.keep_backups == 0 {
-        // keep_backups = 0: the new set replaces the newest one, once it is complete.
-        changes.apply(
-            format!("remove the previous backup {}", full_backup.display()),
-            || fs::remove_dir_all(&full_backup).map_err(|e| Error::io("remove", &full_backup, e)),
-        )?;
-    }
-    changes.apply(
-        format!("rename {} to {}", staging.display(), full_backup.display()),
-        || fs::rename(&staging, &full_backup).map_err(|e| Error::io("rename", &staging, e)),
-    )?;
-
-    if let Some(dir) = &standby.config_backup {
-        let mut files = server.config_files()?;
-        if let Some(extra) = &config.master_config {
-            if !files.contains(extra) {
-                files.push(extra.clone());
-            }
+    });
+    let stopped = match stopped {
+        Ok(stopped) => stopped,
+        Err(e) => {
+            area.abort();
+            return Err(e);
         }
-        copy_config_files(&files, dir, changes)?;
+    };
+    if let Some(stop) = stopped {
+        if let Err(e) = put_backup_files(area, &stop) {
+            area.abort();
+            return Err(e);
+        }
     }
-    purge::purge(&standby, changes)?;
-    Ok((!changes.is_dry_run()).then_some(full_backup))
-}
+    let set = area.finish(changes)?;
 
-/// What a killed backup left: a complete copy that only missed its rename becomes the
-/// newest set; an incomplete one is dropped.
-fn recover_staging(staging: &Path, full_backup: &Path, changes: &mut Changes) -> Result<()> {
-    if staging.join("backup_label").exists() && !full_backup.exists() {
-        changes.apply(
-            format!(
-                "rename {} (complete, left by a killed backup) to {}",
-                staging.display(),
-                full_backup.display()
-            ),
-            || fs::rename(staging, full_backup).map_err(|e| Error::io("rename", staging, e)),
-        )?;
-    } else if staging.exists() {
-        changes.apply(
-            format!("remove {} left by an interrupted backup", staging.display()),
-            || fs::remove_dir_all(staging).map_err(|e| Error::io("remove", staging, e)),
-        )?;
+    let mut files = if changes.is_dry_run() {
+        Vec::new()
+    } else {
+        server.config_files()?
+    };
+    if let Some(extra) = &config.master_config {
+        if !files.contains(extra) {
+            files.push(extra.clone());
+        }
     }
-    Ok(())
-}
-
-fn write_backup_files(dir: &Path, stop: &BackupStop) -> Result<()> {
-    let mut files = vec![
-        ("backup_label", stop.label.clone()),
-        (catalog::INFO_FILE, format!("STOP LSN: {}\n", stop.lsn)),
-    ];
-    // Tablespaces are copied in place (pg_tblspc/OID as directories); a tablespace_map
-    // would make recovery re-link them to the master's paths. The map is kept for the DBA.
-    if let Some(map) = stop.tablespace_map.as_deref().filter(|m| !m.is_empty()) {
-        files.push(("walmgr_tablespace_map.txt", map.to_string()));
-    }
-    for (name, text) in files {
-        let path = dir.join(name);
-        fs::write(&path, text).map_err(|e| Error::io("write", &path, e))?;
-        give_to_owner_of(&path, dir)?;
-    }
-    datadir::sync_filesystem(dir)
-}
-
-/// postgresql.conf, pg_hba.conf and pg_ident.conf, wherever the server keeps them, into
-/// config_backup.
-fn copy_config_files(files: &[PathBuf], dir: &Path, changes: &mut Changes) -> Result<()> {
     for file in files {
-        let Some(name) = file.file_name() else {
+        let Some(name) = file.file_name().map(|n| n.to_string_lossy().into_owned()) else {
             continue;
         };
-        let to = dir.join(name);
-        changes.apply(
-            format!("copy {} to {}", file.display(), to.display()),
-            || {
-                create_private_dir(dir)?;
-                fs::copy(file, &to).map_err(|e| Error::io("copy", file, e))?;
-                give_to_owner_of(&to, file)
-            },
-        )?;
+        let contents = if changes.is_dry_run() {
+            Vec::new()
+        } else {
+            fs::read(&file).map_err(|e| Error::io("read", &file, e))?
+        };
+        area.put_config(&name, &contents, changes)?;
+    }
+    Ok((!changes.is_dry_run()).then_some(set))
+}
+
+/// backup_label as pg_backup_stop() returned it, and what walmgr keeps beside it.
+fn put_backup_files(area: &mut dyn BackupArea, stop: &BackupStop) -> Result<()> {
+    area.put_file("backup_label", stop.label.as_bytes())?;
+    area.put_file(
+        catalog::INFO_FILE,
+        format!("STOP LSN: {}\n", stop.lsn).as_bytes(),
+    )?;
+    // Tablespaces are copied in place (pg_tblspc/OID as directories); a tablespace_map
+    // would make recovery re-link them to the master's paths. The map is kept for restore.
+    if let Some(map) = stop.tablespace_map.as_deref().filter(|m| !m.is_empty()) {
+        area.put_file("walmgr_tablespace_map.txt", map.as_bytes())?;
     }
     Ok(())
 }
@@ -192,6 +146,8 @@ fn copy_config_files(files: &[PathBuf], dir: &Path, changes: &mut Changes) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::archive::lock;
+    use crate::backup::area::LocalArea;
     use crate::server::BackupStop;
     use crate::wal::Lsn;
 
@@ -265,6 +221,10 @@ mod tests {
         }
     }
 
+    fn area(s: &Scene) -> LocalArea {
+        LocalArea::new(crate::backup::standby_side(&s.config, "backup").unwrap())
+    }
+
     fn sets(s: &Scene) -> Vec<String> {
         let mut names: Vec<String> = fs::read_dir(&s.walmgr_data)
             .unwrap()
@@ -281,6 +241,7 @@ mod tests {
         let mut server = FakeServer::default();
         let set = take(
             &s.config,
+            &mut area(&s),
             &mut server,
             &mut Changes::new(false),
             &mut |_| {},
@@ -303,6 +264,7 @@ mod tests {
         let s = scene("");
         take(
             &s.config,
+            &mut area(&s),
             &mut FakeServer::default(),
             &mut Changes::new(false),
             &mut |_| {},
@@ -314,16 +276,18 @@ mod tests {
         };
         let err = take(
             &s.config,
+            &mut area(&s),
             &mut failing,
             &mut Changes::new(false),
             &mut |_| {},
         )
         .unwrap_err();
         assert!(err.to_string().contains("the server went away"), "{err}");
-        assert_eq!(sets(&s), ["data.master", "data.master.inprogress"]);
+        assert_eq!(sets(&s), ["data.master"], "the failed copy was dropped");
         // The next backup drops the incomplete copy (it has no backup_label) and succeeds.
         take(
             &s.config,
+            &mut area(&s),
             &mut FakeServer::default(),
             &mut Changes::new(false),
             &mut |_| {},
@@ -341,6 +305,7 @@ mod tests {
         fs::write(staging.join("backup_label"), &killed).unwrap();
         take(
             &s.config,
+            &mut area(&s),
             &mut FakeServer::default(),
             &mut Changes::new(false),
             &mut |_| {},
@@ -357,7 +322,14 @@ mod tests {
         let mut server = FakeServer::default();
         let mut changes = Changes::new(true);
         assert_eq!(
-            take(&s.config, &mut server, &mut changes, &mut |_| {}).unwrap(),
+            take(
+                &s.config,
+                &mut area(&s),
+                &mut server,
+                &mut changes,
+                &mut |_| {}
+            )
+            .unwrap(),
             None
         );
         assert!(server.calls.is_empty());
@@ -384,6 +356,7 @@ mod tests {
         let mut server = FakeServer::default();
         let err = take(
             &s.config,
+            &mut area(&s),
             &mut server,
             &mut Changes::new(false),
             &mut |_| {},

@@ -4,6 +4,7 @@
 //! mounted filesystem): the store is written directly. Otherwise `slave` names the standby
 //! for the SSH transport.
 
+pub mod backup;
 mod local;
 mod ssh;
 pub mod ssh_target;
@@ -49,5 +50,19 @@ pub fn for_master(config: &Config) -> Result<Box<dyn Transport>> {
     match config.slave.as_deref() {
         None => Ok(Box::new(Local::new(config))),
         Some(slave) => Ok(Box::new(Ssh::new(config, slave)?)),
+    }
+}
+
+/// Where a backup with `config` goes: the standby's area on this host, or, when `slave`
+/// names another host, the same area there through a session of its own.
+pub fn backup_area(config: &Config) -> Result<Box<dyn crate::backup::area::BackupArea>> {
+    use crate::config::Role;
+    match (&config.role, config.slave.as_deref()) {
+        (Role::Master, Some(slave)) => {
+            Ok(Box::new(backup::RemoteArea::new(Ssh::new(config, slave)?)))
+        }
+        _ => Ok(Box::new(crate::backup::area::LocalArea::new(
+            crate::backup::standby_side(config, "backup")?,
+        ))),
     }
 }

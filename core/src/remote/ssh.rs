@@ -307,6 +307,25 @@ impl Ssh {
         }
     }
 
+    /// The standby, as messages name it (`ssh:user@host:port`).
+    pub fn peer(&self) -> &str {
+        &self.peer
+    }
+
+    /// One request of a backup session (see [`Client::backup`]).
+    pub fn backup_request(
+        &mut self,
+        op: &str,
+        body: Option<(&mut dyn Read, u64)>,
+        reply: bool,
+    ) -> Result<Option<String>> {
+        let conn = self.connected()?;
+        match conn.client.backup(op, body, reply) {
+            Err(e) if conn.client.is_broken() => Err(self.lose(e)),
+            result => result,
+        }
+    }
+
     fn partial_once(&mut self, segment: &SegmentName, offset: u64, bytes: &[u8]) -> Result<()> {
         let conn = self.connected()?;
         match conn.client.partial(segment, offset, bytes) {

@@ -29,8 +29,10 @@ use std::path::PathBuf;
 
 use crate::archive::partial::{PartialStore, MAX_CHUNK};
 use crate::archive::store::{ArchiveStore, Stored};
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::os::files::create_private_dir;
+use crate::remote::backup::Receiving;
 use crate::wal::name::{SegmentName, WalFileName};
 
 use compressed::{Packer, Unpacker};
@@ -42,6 +44,8 @@ const VERSION: &str = "1";
 /// Larger than any WAL segment (1 GB) or history file; anything bigger is a broken peer.
 const MAX_FILE: u64 = (1 << 30) + (1 << 20);
 const MAX_LINE: usize = 4096;
+/// Replies may list what a backup did on the standby (every WAL file its purge removed).
+const MAX_REPLY: usize = 16 << 20;
 
 /// How PUT bodies travel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +77,8 @@ pub struct Receiver {
     pub store: ArchiveStore,
     pub partials: PartialStore,
     pub dirs: Vec<PathBuf>,
+    /// The standby's own config: a backup the master sends goes where it says.
+    pub standby: Option<Config>,
 }
 
 impl Receiver {
@@ -80,6 +86,7 @@ impl Receiver {
     /// Errors of one file are replies, not the end of the session; only a broken stream
     /// or a request outside the protocol ends it.
     pub fn serve(&self, input: impl BufRead, mut output: impl Write) -> Result<u64> {
+        let mut backup = Receiving::new(self.standby.clone());
         let mut input = input;
         let mut reply = |text: String| {
             output
@@ -134,6 +141,14 @@ impl Receiver {
                     self.partial(name, offset, len, encoding, &mut input)?
                 }
                 ["DIRS", mode @ ("check" | "create")] => self.dirs(*mode == "create"),
+                ["BACKUP", ..] => {
+                    let op = line.strip_prefix("BACKUP ").unwrap_or_default();
+                    match backup.request(op, encoding, &mut input)? {
+                        Some(answer) => answer,
+                        // Pipelined: the answer comes with the next answered request.
+                        None => continue,
+                    }
+                }
                 _ => {
                     // Not ours: say so, then end the session (the stream cannot be trusted).
                     let message = format!("unknown request {line:?}");
@@ -214,7 +229,7 @@ impl Receiver {
 /// Hands `work` the `len`-byte body of a request (decompressed as the session agreed), then
 /// consumes whatever it left so that the next request lines up. The outer Err is a broken
 /// stream, the inner one `work`'s answer.
-fn with_body<T>(
+pub(crate) fn with_body<T>(
     input: &mut impl BufRead,
     len: u64,
     encoding: Encoding,
@@ -265,14 +280,18 @@ pub fn retire_partial(partials: &PartialStore, segment: &SegmentName) {
     }
 }
 
-fn one_line(s: &str) -> String {
+pub(crate) fn one_line(s: &str) -> String {
     s.replace('\n', " ")
 }
 
 fn read_line(input: &mut impl BufRead) -> Result<Option<String>> {
+    read_line_of(input, MAX_LINE)
+}
+
+fn read_line_of(input: &mut impl BufRead, max: usize) -> Result<Option<String>> {
     let mut line = Vec::new();
     let n = input
-        .take(MAX_LINE as u64)
+        .take(max as u64)
         .read_until(b'\n', &mut line)
         .map_err(|e| Error::io("read from", "the connection", e))?;
     if n == 0 {
@@ -395,6 +414,48 @@ impl<R: BufRead, W: Write> Client<R, W> {
         }
     }
 
+    /// One request of a backup: `op` is its JSON, `body` the bytes that follow it (sent
+    /// compressed when the session is). With `reply`, waits for the answer (the text after
+    /// OK); without, the request is pipelined and the standby keeps any failure for the
+    /// next request that is answered.
+    pub fn backup(
+        &mut self,
+        op: &str,
+        body: Option<(&mut dyn Read, u64)>,
+        reply: bool,
+    ) -> Result<Option<String>> {
+        let encoding = self.encoding;
+        if encoding == Encoding::Zstd && body.is_some() && self.packer.is_none() {
+            self.packer = Some(Packer::new().map_err(|e| self.io_fail(e))?);
+        }
+        let mut packer = self.packer.take();
+        let sent = self.send(|w| {
+            writeln!(w, "BACKUP {op}")?;
+            if let Some((data, len)) = body {
+                let sent = match packer.as_mut() {
+                    Some(p) => p.send(data, len, w)?,
+                    None => io::copy(&mut data.take(len), w)?,
+                };
+                if sent != len {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("the source gave {sent} of {len} bytes"),
+                    ));
+                }
+            }
+            Ok(())
+        });
+        self.packer = packer;
+        sent?;
+        if !reply {
+            return Ok(None);
+        }
+        match self.reply("a backup request")? {
+            Ok(text) => Ok(Some(text)),
+            Err(refusal) => Err(Error::remote(&self.peer, refusal)),
+        }
+    }
+
     /// The standby's walmgr directories that are missing; `create` creates them first and
     /// returns the ones it created.
     pub fn dirs(&mut self, create: bool) -> Result<Vec<PathBuf>> {
@@ -430,7 +491,7 @@ impl<R: BufRead, W: Write> Client<R, W> {
 
     /// One reply line: Ok(text after "OK "), or Ok(Err(message after "ERR ")).
     fn reply(&mut self, what: &str) -> Result<std::result::Result<String, String>> {
-        let line = match read_line(&mut self.replies) {
+        let line = match read_line_of(&mut self.replies, MAX_REPLY) {
             Ok(line) => line,
             Err(e) => {
                 self.broken = true;
@@ -470,6 +531,7 @@ mod tests {
             store: ArchiveStore::new(dir.join("logs.complete")),
             partials: PartialStore::new(dir.join("logs.partial")),
             dirs: vec![dir.join("logs.complete"), dir.join("logs.partial")],
+            standby: None,
         }
     }
 

@@ -36,7 +36,7 @@ impl Packer {
 
     pub fn send(
         &mut self,
-        data: &mut impl Read,
+        data: &mut (impl Read + ?Sized),
         len: u64,
         out: &mut impl Write,
     ) -> io::Result<u64> {
@@ -149,7 +149,7 @@ impl<R: Read> Read for Unpacker<'_, R> {
     }
 }
 
-fn read_up_to(data: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+fn read_up_to(data: &mut (impl Read + ?Sized), buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match data.read(&mut buf[filled..]) {
