@@ -136,9 +136,10 @@ fn put_backup_files(area: &mut dyn BackupArea, stop: &BackupStop) -> Result<()> 
         format!("STOP LSN: {}\n", stop.lsn).as_bytes(),
     )?;
     // Tablespaces are copied in place (pg_tblspc/OID as directories); a tablespace_map
-    // would make recovery re-link them to the master's paths. The map is kept for restore.
+    // would make recovery re-link them to the master's paths. The map is kept: restore
+    // places each tablespace by it (standby::tablespaces).
     if let Some(map) = stop.tablespace_map.as_deref().filter(|m| !m.is_empty()) {
-        area.put_file("walmgr_tablespace_map.txt", map.as_bytes())?;
+        area.put_file(crate::standby::tablespaces::MAP_FILE, map.as_bytes())?;
     }
     Ok(())
 }

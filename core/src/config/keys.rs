@@ -170,6 +170,10 @@ config_keys! {
     keep_backups: Count => u32 = 0,
     archive_command: Text => Option<String>,
     primary_conninfo: Text => Option<String>,
+    /// Where restore puts the master's tablespaces on this host: `OLDDIR=NEWDIR` pairs,
+    /// separated by commas (`\,` and `\=` for the characters themselves), as
+    /// pg_basebackup's --tablespace-mapping. Unmapped ones go to the master's path.
+    tablespace_mapping: Text => Option<String>,
 
     ssh_identity: Path => Option<PathBuf>,
     /// Default `~/.ssh/known_hosts`.

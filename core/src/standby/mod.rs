@@ -8,3 +8,4 @@ pub mod recovery;
 pub mod replay;
 pub mod restore;
 pub mod restore_command;
+pub mod tablespaces;

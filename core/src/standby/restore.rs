@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::os::files::{create_private_dir, give_to_owner_of};
 use crate::os::shell;
 use crate::standby::recovery::{self, Target};
+use crate::standby::tablespaces;
 
 /// What to restore and where.
 #[derive(Debug, Clone, Default)]
@@ -50,6 +51,9 @@ pub fn restore(
         Some(name) => (full_backup.with_file_name(name), false),
     };
     let label = read_label(&set, full_backup)?;
+    // Where the set's tablespaces go, checked before anything changes.
+    let mapping = tablespaces::parse_mapping(config.tablespace_mapping.as_deref().unwrap_or(""))?;
+    let placements = tablespaces::plan(&set, &mapping, &tablespaces::linked_targets(&data))?;
 
     let own_server = request.dst.is_none();
     if let Some(cmd) = config.slave_stop_cmd.as_deref().filter(|_| own_server) {
@@ -79,6 +83,7 @@ pub fn restore(
         )?;
     }
 
+    tablespaces::place(&data, &placements, changes)?;
     if let Some(pg_xlog) = &config.slave_pg_xlog {
         link_pg_wal(&data, pg_xlog, changes)?;
     }
@@ -156,12 +161,15 @@ fn set_aside(data: &Path, keep: bool, changes: &mut Changes) -> Result<()> {
         return Ok(());
     }
     if keep {
-        let aside = PathBuf::from(format!("{}.{}", data.display(), timestamp()));
+        let stamp = timestamp();
+        tablespaces::replace_old(data, Some(&stamp), changes)?;
+        let aside = PathBuf::from(format!("{}.{stamp}", data.display()));
         changes.apply(
             format!("rename {} to {}", data.display(), aside.display()),
             || fs::rename(data, &aside).map_err(|e| Error::io("rename", data, e)),
         )?;
     } else {
+        tablespaces::replace_old(data, None, changes)?;
         changes.apply(
             format!("remove {} (backup_datadir = no)", data.display()),
             || fs::remove_dir_all(data).map_err(|e| Error::io("remove", data, e)),
