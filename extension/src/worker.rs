@@ -76,6 +76,12 @@ impl Host for WorkerHost {
         Config::load(&path, &[])
     }
 
+    fn configured(&mut self) -> bool {
+        // A restored copy (a standby, or a booted one not yet set up) has none: nothing to
+        // ship and nothing to complain about.
+        settings::config_path().is_some()
+    }
+
     fn cluster(&mut self) -> Result<Cluster, Error> {
         Ok(this_cluster())
     }

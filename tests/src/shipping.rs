@@ -271,6 +271,20 @@ impl Shipping {
         let standby = Cluster::base_backup_of(&self.master, &self.dir, name);
         self.context()
             .log(&format!("server log of {name}"), &standby.log);
+        // The copy carries the master's ALTER SYSTEM settings, which override
+        // postgresql.conf: without these lines it would archive (and, once booted, ship
+        // in-progress WAL) into the master's archive, as `walmgr restore` never lets it.
+        let auto = standby.data.join("postgresql.auto.conf");
+        let kept: String = fs::read_to_string(&auto)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| {
+                let key = l.split('=').next().unwrap_or("").trim();
+                !matches!(key, "archive_mode" | "archive_library" | "walmgr.config")
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        fs::write(&auto, kept).expect("write postgresql.auto.conf");
         standby.set(&format!(
             "archive_mode = off\n\
              archive_library = ''\n\

@@ -4,6 +4,10 @@
 //! - `STOP` (`walmgr boot`): recovery is ending. xrestore still hands out every complete
 //!   file, then the partial copy of the first name it lacks, and only then "not found", so
 //!   the server opens at the end of what was shipped;
+//! - `STOP.seen`: xrestore was asked for WAL while STOP was there. PostgreSQL acts on a
+//!   promotion only right after a fetch failed; a fetch that failed before STOP appeared
+//!   would end recovery without the partial copy, so `boot` promotes only once this shows
+//!   that recovery has asked since;
 //! - `RESTARTPOINT`: the oldest segment the standby needs to restart (its `%r`); no purge
 //!   removes WAL from there on.
 
@@ -19,6 +23,7 @@ use crate::wal::{SegmentName, WalFileName};
 pub enum Control {
     Pause,
     Stop,
+    StopSeen,
     Restartpoint,
 }
 
@@ -27,6 +32,7 @@ impl Control {
         match self {
             Control::Pause => "PAUSE",
             Control::Stop => "STOP",
+            Control::StopSeen => "STOP.seen",
             Control::Restartpoint => "RESTARTPOINT",
         }
     }

@@ -40,6 +40,11 @@ pub enum Wake {
 pub trait Host {
     /// The master config (reloaded after [`Wake::Reload`]).
     fn load_config(&mut self) -> Result<Config>;
+    /// False while this server is deliberately not a shipping master (no config named):
+    /// the loop then waits quietly instead of reporting an error.
+    fn configured(&mut self) -> bool {
+        true
+    }
     /// Where this cluster's WAL is and what it must look like.
     fn cluster(&mut self) -> Result<Cluster>;
     fn source(&mut self) -> &mut dyn WalSource;
@@ -78,6 +83,14 @@ pub fn run(host: &mut dyn Host) -> Result<()> {
         ..Status::default()
     };
     loop {
+        if !host.configured() {
+            status.state = "not configured";
+            host.report(&status);
+            match host.wait(CONFIG_RETRY) {
+                Wake::Stop => return Ok(()),
+                Wake::Round | Wake::Reload => continue,
+            }
+        }
         let (config, cluster) = match load(host) {
             Ok(loaded) => loaded,
             Err(e) => {

@@ -26,6 +26,8 @@ use crate::wal::Lsn;
 pub struct Watch {
     pub poll: Duration,
     pub report_every: Duration,
+    /// How long to wait for recovery to ask the archive for WAL after STOP.
+    pub stop_seen: Duration,
 }
 
 impl Default for Watch {
@@ -33,6 +35,8 @@ impl Default for Watch {
         Watch {
             poll: Duration::from_millis(200),
             report_every: Duration::from_secs(5),
+            // PostgreSQL asks again every wal_retrieve_retry_interval (5 s by default).
+            stop_seen: Duration::from_secs(30),
         }
     }
 }
@@ -75,11 +79,15 @@ pub fn boot(
     if controls.is_set(Control::Pause) {
         replay::resume(config, server, changes)?;
     }
+    controls.clear(Control::StopSeen, changes)?;
     controls.set(
         Control::Stop,
         "recovery ends at the end of the archive",
         changes,
     )?;
+    if !changes.is_dry_run() {
+        wait_for_a_fetch_since_stop(data, server, &controls, watch)?;
+    }
     changes.apply(
         "promote the standby (it opens once replay finds no more WAL)",
         || server.promote(),
@@ -113,6 +121,40 @@ pub fn boot(
         }
     }
     Ok(Some(opened))
+}
+
+/// Waits until recovery has asked the archive for WAL since STOP appeared (STOP.seen), so
+/// that the fetch after which PostgreSQL acts on the promotion sees STOP and gets the
+/// partial copy. A standby that does not ask within [`Watch::stop_seen`] (one streaming from
+/// a live master, or an archive xrestore cannot write to) is promoted all the same: it
+/// still replays everything it can reach.
+fn wait_for_a_fetch_since_stop(
+    data: &Path,
+    server: &mut dyn Standby,
+    controls: &ControlFiles,
+    watch: Watch,
+) -> Result<()> {
+    let started = Instant::now();
+    while !controls.is_set(Control::StopSeen) {
+        if !server.is_running() {
+            return Err(Error::refused(format!(
+                "the server on {} stopped while it was being booted: its log says why",
+                data.display()
+            )));
+        }
+        if started.elapsed() >= watch.stop_seen {
+            tracing::warn!(
+                "the standby has not asked the archive for WAL in {} s since STOP: promoting \
+                 it all the same (its replay may end before the partial copy of the last segment)",
+                watch.stop_seen.as_secs()
+            );
+            return Ok(());
+        }
+        // Each look also lets a test's stand-in for the server act.
+        let _ = server.state();
+        sleep(watch.poll);
+    }
+    Ok(())
 }
 
 /// Waits until the server has left recovery, reporting replay progress now and then. A
@@ -188,6 +230,9 @@ mod tests {
         paused: bool,
         dies: bool,
         looks: u32,
+        never_fetches: bool,
+        /// Whether recovery had asked for WAL since STOP when the promotion came.
+        stop_seen_at_promotion: Option<bool>,
     }
 
     impl Standby for FakeStandby {
@@ -196,6 +241,20 @@ mod tests {
         }
         fn state(&mut self) -> Result<Option<ServerState>> {
             self.looks += 1;
+            // Recovery asks the archive (xrestore) now and then: every fourth look.
+            if !self.never_fetches && self.looks.is_multiple_of(4) {
+                let controls = self
+                    .data
+                    .parent()
+                    .unwrap()
+                    .join("walshipping/logs.complete");
+                let files = ControlFiles::in_archive(&controls);
+                if files.is_set(Control::Stop) && !files.is_set(Control::StopSeen) {
+                    files
+                        .set(Control::StopSeen, "test", &mut Changes::new(false))
+                        .unwrap();
+                }
+            }
             if self.unreachable_looks > 0 {
                 self.unreachable_looks -= 1;
                 return Ok(None);
@@ -231,6 +290,13 @@ mod tests {
         }
         fn promote(&mut self) -> Result<()> {
             self.promoted = true;
+            let controls = self
+                .data
+                .parent()
+                .unwrap()
+                .join("walshipping/logs.complete");
+            self.stop_seen_at_promotion =
+                Some(ControlFiles::in_archive(&controls).is_set(Control::StopSeen));
             Ok(())
         }
     }
@@ -276,6 +342,8 @@ mod tests {
                 paused: false,
                 dies: false,
                 looks: 0,
+                never_fetches: false,
+                stop_seen_at_promotion: None,
             },
             _dir: dir,
         }
@@ -285,6 +353,7 @@ mod tests {
         Watch {
             poll: Duration::from_millis(1),
             report_every: Duration::from_millis(5),
+            stop_seen: Duration::from_millis(200),
         }
     }
 
@@ -322,6 +391,26 @@ mod tests {
         assert!(!s.standby.paused);
         assert!(!controls(&s).is_set(Control::Pause));
         assert!(!controls(&s).is_set(Control::Restartpoint));
+    }
+
+    #[test]
+    fn promotion_waits_until_recovery_has_asked_for_wal_since_stop() {
+        let mut s = scene(5);
+        boot(&s.config, &mut s.standby, fast(), &mut Changes::new(false)).unwrap();
+        assert_eq!(
+            s.standby.stop_seen_at_promotion,
+            Some(true),
+            "promoted before recovery had asked for WAL since STOP"
+        );
+    }
+
+    #[test]
+    fn a_standby_that_never_asks_for_wal_is_promoted_after_a_while_all_the_same() {
+        let mut s = scene(5);
+        s.standby.never_fetches = true;
+        let opened = boot(&s.config, &mut s.standby, fast(), &mut Changes::new(false)).unwrap();
+        assert!(opened.is_some());
+        assert_eq!(s.standby.stop_seen_at_promotion, Some(false));
     }
 
     #[test]

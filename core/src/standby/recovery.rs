@@ -48,6 +48,9 @@ pub fn plan(
     let cmd = |sub: &str| format!("{} {} {sub}", walmgr.display(), slave_config.display());
     let mut settings = vec![
         ("archive_mode", "off".to_string()),
+        // The copy is not the master: its walmgr (if preloaded) ships nothing until a
+        // `setup` after boot makes it one.
+        ("walmgr.config", String::new()),
         ("restore_command", cmd("xrestore %f %p %r")),
     ];
     match target {

@@ -116,7 +116,7 @@ pub fn restore(
     // Until its first restartpoint the restored server reports none (%r is all zeros), yet
     // it needs the archive from the backup's start on: no purge may take that meanwhile.
     controls.record_restartpoint(label.start_segment, changes)?;
-    for control in [Control::Stop, Control::Pause] {
+    for control in [Control::Stop, Control::StopSeen, Control::Pause] {
         controls.clear(control, changes)?;
     }
     match config.slave_start_cmd.as_deref().filter(|_| own_server) {

@@ -60,6 +60,13 @@ pub fn hand_out(
             "{name} not handed out: replay is paused (walmgr pause)"
         )));
     }
+    if controls.is_set(Control::Stop) && !controls.is_set(Control::StopSeen) {
+        // Tells boot that recovery asks for WAL since STOP (see archive::control). Not a
+        // reason to refuse anything if it cannot be written.
+        if let Err(e) = controls.set(Control::StopSeen, "recovery asked since STOP", changes) {
+            tracing::warn!("{e}");
+        }
+    }
     let store = ArchiveStore::new(&config.completed_wals);
     let what = format!(
         "copy {} to {}",
