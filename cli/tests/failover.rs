@@ -457,7 +457,8 @@ fn periodic_command_runs_at_its_interval_and_its_failure_does_not_stop_shipping(
         .as_postgres()
         .fails_with(1);
     assert!(err.contains("periodic_command"), "{err}");
-    assert_eq!(lines(), runs + 1);
+    // (The worker may have started one more run of its own meanwhile.)
+    assert!(lines() > runs, "walmgr periodic did not run the command");
 
     // `walmgr sync` ships now and prints the LSN the standby holds.
     s.master.execute("SELECT txid_current()");
