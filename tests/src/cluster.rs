@@ -9,6 +9,7 @@ use postgres::{Client, NoTls};
 
 use crate::command::{log_tail, TestCommand};
 use crate::dirs::TestDir;
+use crate::netns::Host;
 use crate::pg::Pg;
 use crate::process::{children_of, free_port, pid_alive, signal, wait_gone};
 
@@ -20,16 +21,31 @@ const PG_CTL_WAIT_SECS: &str = "120";
 const LOG_LINES: usize = 30;
 /// Longest Unix socket path PostgreSQL accepts (sizeof(sun_path) - 1).
 const MAX_SOCKET_PATH: usize = 107;
+/// Starts the harness's block at the end of pg_hba.conf of a cluster in a host.
+const HBA_MARK: &str = "# --- walmgr test harness: the link between the two hosts ---";
+
+/// How a cluster in one of [`crate::TwoHosts`] authenticates connections from the link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerAuth {
+    Trust,
+    ScramSha256,
+}
 
 /// One PostgreSQL cluster (data directory + server) in a [`TestDir`].
 ///
 /// Dropping it tears the server down, also while a test panics: `pg_ctl stop -m immediate`,
 /// then SIGKILL of the postmaster and its children if they are still alive. While panicking,
 /// drop also prints the tail of the server log.
+///
+/// A cluster made with [`Cluster::init_on`] (or `base_backup_on`, `planned_on`) runs in one of
+/// [`crate::TwoHosts`]: every program the harness runs for it runs in that host, and the server
+/// listens on the host's address besides its Unix socket, which the test process still uses.
 #[derive(Debug)]
 pub struct Cluster {
     pub pg: Pg,
     pub name: String,
+    /// The host it runs in; None: the machine's own namespace, Unix socket only.
+    pub host: Option<Host>,
     pub data: PathBuf,
     pub port: u16,
     pub socket_dir: PathBuf,
@@ -43,7 +59,32 @@ impl Cluster {
     /// settings (port, socket dir, logging, wal_level = replica, fsync = on, ...) appended to
     /// postgresql.conf. The server is not started.
     pub fn init(pg: &Pg, dir: &TestDir, name: &str, initdb_args: &[&str]) -> Cluster {
-        let c = Cluster::new_in(pg, dir, name);
+        Cluster::init_in(None, pg, dir, name, initdb_args)
+    }
+
+    /// [`Cluster::init`] for a server in `host`: it listens on the host's address (and its
+    /// Unix socket), and pg_hba.conf lets the link in, for every database and for
+    /// replication, with `trust` (see [`Cluster::peer_auth`]).
+    pub fn init_on(
+        host: &Host,
+        pg: &Pg,
+        dir: &TestDir,
+        name: &str,
+        initdb_args: &[&str],
+    ) -> Cluster {
+        let c = Cluster::init_in(Some(host), pg, dir, name, initdb_args);
+        c.peer_auth(PeerAuth::Trust);
+        c
+    }
+
+    fn init_in(
+        host: Option<&Host>,
+        pg: &Pg,
+        dir: &TestDir,
+        name: &str,
+        initdb_args: &[&str],
+    ) -> Cluster {
+        let c = Cluster::new_in(host, pg, dir, name);
         let mut args = vec![
             "-D",
             path_str(&c.data),
@@ -57,13 +98,9 @@ impl Cluster {
             "UTF8",
         ];
         args.extend_from_slice(initdb_args);
-        TestCommand::new(pg.bin("initdb"))
-            .args(&args)
-            .as_postgres()
-            .ok();
+        c.command(pg.bin("initdb")).args(&args).as_postgres().ok();
         c.set(&format!(
             "# --- walmgr test harness ---\n\
-             listen_addresses = ''\n\
              logging_collector = off\n\
              fsync = on\n\
              max_wal_senders = 5\n\
@@ -94,13 +131,41 @@ impl Cluster {
         name: &str,
         extra_args: &[&str],
     ) -> Cluster {
-        let c = Cluster::new_in(&primary.pg, dir, name);
+        Cluster::base_backup_in(None, primary, dir, name, extra_args)
+    }
+
+    /// [`Cluster::base_backup_with`] for a copy in `host`: pg_basebackup runs in that host and,
+    /// when the primary runs in the other one, connects to it over the link by TCP (which
+    /// needs the replication line [`Cluster::init_on`] puts in pg_hba.conf). The copy listens
+    /// on its own host's address.
+    pub fn base_backup_on(
+        host: &Host,
+        primary: &Cluster,
+        dir: &TestDir,
+        name: &str,
+        extra_args: &[&str],
+    ) -> Cluster {
+        Cluster::base_backup_in(Some(host), primary, dir, name, extra_args)
+    }
+
+    fn base_backup_in(
+        host: Option<&Host>,
+        primary: &Cluster,
+        dir: &TestDir,
+        name: &str,
+        extra_args: &[&str],
+    ) -> Cluster {
+        let c = Cluster::new_in(host, &primary.pg, dir, name);
         let port = primary.port.to_string();
+        let primary_host = match (&primary.host, host) {
+            (Some(theirs), Some(ours)) if theirs != ours => theirs.addr.to_string(),
+            _ => path_str(&primary.socket_dir).to_owned(),
+        };
         let mut args = vec![
             "-D",
             path_str(&c.data),
             "-h",
-            path_str(&primary.socket_dir),
+            &primary_host,
             "-p",
             &port,
             "-U",
@@ -116,7 +181,8 @@ impl Cluster {
             args.extend_from_slice(&["-X", "fetch"]);
         }
         args.extend_from_slice(extra_args);
-        let backup = TestCommand::new(c.pg.bin("pg_basebackup"))
+        let backup = c
+            .command(c.pg.bin("pg_basebackup"))
             .args(&args)
             .as_postgres();
         if let Err(report) = backup.try_ok() {
@@ -133,15 +199,25 @@ impl Cluster {
     /// A cluster whose data directory something else creates (e.g. `walmgr restore`): port,
     /// socket dir and log are reserved, nothing is on disk yet.
     pub fn planned(pg: &Pg, dir: &TestDir, name: &str) -> Cluster {
-        Cluster::new_in(pg, dir, name)
+        Cluster::new_in(None, pg, dir, name)
+    }
+
+    /// [`Cluster::planned`] for a server that will run in `host`.
+    pub fn planned_on(host: &Host, pg: &Pg, dir: &TestDir, name: &str) -> Cluster {
+        Cluster::new_in(Some(host), pg, dir, name)
     }
 
     /// The shell command that starts this cluster on its own port and socket whatever its
     /// postgresql.conf says (a restored master's copy names the master's), for
-    /// `slave_start_cmd`. Run it as postgres.
+    /// `slave_start_cmd`. Run it as postgres (in the cluster's host, if it has one: then it
+    /// also listens on that host's address, not on the one a copied config names).
     pub fn start_command(&self) -> String {
+        let listen = match &self.host {
+            Some(host) => format!(" -h {}", host.addr),
+            None => String::new(),
+        };
         format!(
-            "{} -D {} -l {} -w -t {} -o '-p {} -k {}' start",
+            "{} -D {} -l {} -w -t {} -o '-p {} -k {}{listen}' start",
             self.pg.bin("pg_ctl").display(),
             self.data.display(),
             self.log.display(),
@@ -160,7 +236,7 @@ impl Cluster {
         )
     }
 
-    fn new_in(pg: &Pg, dir: &TestDir, name: &str) -> Cluster {
+    fn new_in(host: Option<&Host>, pg: &Pg, dir: &TestDir, name: &str) -> Cluster {
         assert!(
             !name.is_empty() && !name.contains('/') && name != "." && name != "..",
             "cluster name {name:?} must be a plain file name"
@@ -187,6 +263,7 @@ impl Cluster {
         Cluster {
             pg: pg.clone(),
             name: name.to_string(),
+            host: host.cloned(),
             data,
             port,
             socket_dir,
@@ -194,12 +271,53 @@ impl Cluster {
         }
     }
 
+    /// Where the server listens: its Unix socket, and its host's address if it has a host
+    /// (TCP on the machine's own namespace never: that would be the real network's).
     fn address_conf(&self) -> String {
+        let listen = match &self.host {
+            Some(host) => host.addr.to_string(),
+            None => String::new(),
+        };
         format!(
-            "port = {}\nunix_socket_directories = '{}'\n",
+            "listen_addresses = '{listen}'\nport = {}\nunix_socket_directories = '{}'\n",
             self.port,
             self.socket_dir.display()
         )
+    }
+
+    /// `program` run for this cluster: in its host, if it has one.
+    fn command(&self, program: impl AsRef<Path>) -> TestCommand {
+        TestCommand::new(program).on_host(self.host.as_ref())
+    }
+
+    /// Sets how connections from the link between the two hosts authenticate, for every
+    /// database and for replication, by rewriting the harness's block at the end of
+    /// pg_hba.conf (the link's /30: both hosts' addresses, so that a copy of this cluster in
+    /// the other host lets this one in too). Reloads a running server. For
+    /// [`PeerAuth::ScramSha256`] give the role a password (`ALTER ROLE ... PASSWORD`).
+    pub fn peer_auth(&self, auth: PeerAuth) {
+        let host = self
+            .host
+            .as_ref()
+            .unwrap_or_else(|| self.fail("peer_auth: this cluster runs in no host"));
+        let hba = self.data.join("pg_hba.conf");
+        let text =
+            std::fs::read_to_string(&hba).unwrap_or_else(|e| panic!("read {}: {e}", hba.display()));
+        let ours = text.find(HBA_MARK).unwrap_or(text.len());
+        let method = match auth {
+            PeerAuth::Trust => "trust",
+            PeerAuth::ScramSha256 => "scram-sha-256",
+        };
+        let link = host.link_cidr();
+        let text = format!(
+            "{}{HBA_MARK}\nhost all all {link} {method}\nhost replication all {link} {method}\n",
+            &text[..ours]
+        );
+        // Rewritten in place: the file keeps its owner (postgres) and mode.
+        std::fs::write(&hba, text).unwrap_or_else(|e| panic!("write {}: {e}", hba.display()));
+        if self.pid().is_some() {
+            self.reload();
+        }
     }
 
     /// Appends `conf_lines` to postgresql.conf (later lines win). Takes effect at the next
@@ -221,7 +339,7 @@ impl Cluster {
     }
 
     fn pg_ctl_command(&self, args: &[&str]) -> TestCommand {
-        TestCommand::new(self.pg.bin("pg_ctl"))
+        self.command(self.pg.bin("pg_ctl"))
             .arg("-D")
             .arg(&self.data)
             .args(args)
@@ -338,6 +456,30 @@ impl Cluster {
         Client::connect(&self.conninfo(), NoTls)
     }
 
+    /// `host=<its host's address> port=<port> user=postgres dbname=postgres`: the conninfo
+    /// the other host uses. Panics for a cluster in no host.
+    pub fn tcp_conninfo(&self) -> String {
+        let host = self
+            .host
+            .as_ref()
+            .unwrap_or_else(|| self.fail("tcp_conninfo: this cluster runs in no host"));
+        format!(
+            "host={} port={} user=postgres dbname=postgres",
+            host.addr, self.port
+        )
+    }
+
+    /// One connection attempt over TCP from inside `from` (the other host, say), with
+    /// `extra` appended to [`Cluster::tcp_conninfo`] (e.g. `"password=..."`, or "").
+    /// Panics if the test process cannot enter `from`.
+    pub fn try_connect_from(&self, from: &Host, extra: &str) -> Result<Client, postgres::Error> {
+        let conninfo = format!("{} {extra}", self.tcp_conninfo());
+        // The socket is made on a thread inside `from` and stays there; the client it
+        // belongs to can be used from any thread.
+        from.run_inside(|| Client::connect(&conninfo, NoTls))
+            .unwrap_or_else(|e| panic!("cannot enter host {} ({}): {e}", from.role, from.netns))
+    }
+
     /// A new connection, retrying for up to 30 s while the server starts up or is not yet
     /// accepting connections. Panics with the last error and the server log tail.
     pub fn connect(&self) -> Client {
@@ -413,7 +555,8 @@ impl Cluster {
     /// PGHOST/PGPORT/PGUSER/PGDATABASE), e.g. `["-i", "-s", "1"]` or `["-T", "2"]`. Returns
     /// stdout; panics with the output and the server log tail on failure.
     pub fn pgbench(&self, args: &[&str]) -> String {
-        let pgbench = TestCommand::new(self.pg.bin("pgbench"))
+        let pgbench = self
+            .command(self.pg.bin("pgbench"))
             .args(args)
             .env("PGHOST", &self.socket_dir)
             .env("PGPORT", self.port.to_string())

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::dirs::entries;
+use crate::netns::Host;
 use crate::process::{
     clean_env, describe, format_streams, postgres_command, try_run_command, CMD_TIMEOUT,
 };
@@ -32,7 +33,8 @@ const LISTING_TAIL: usize = 50;
 ///
 /// It always runs with stdin from /dev/null, `/tmp` as working directory (the repository may
 /// be unreadable by postgres), the caller's `PG*` variables removed (they could redirect it to
-/// another cluster), in its own process group that is SIGKILLed after the time limit.
+/// another cluster), in its own process group that is SIGKILLed after the time limit. With
+/// [`TestCommand::on`] it runs inside one of [`crate::TwoHosts`].
 #[derive(Debug, Clone)]
 #[must_use = "a TestCommand does nothing until run, ok, ok_output or fails_with"]
 pub struct TestCommand {
@@ -40,6 +42,7 @@ pub struct TestCommand {
     args: Vec<OsString>,
     env: Vec<(String, String)>,
     as_postgres: bool,
+    host: Option<Host>,
     timeout: Duration,
     context: Context,
 }
@@ -52,6 +55,7 @@ impl TestCommand {
             args: Vec::new(),
             env: Vec::new(),
             as_postgres: false,
+            host: None,
             timeout: CMD_TIMEOUT,
             context: Context::default(),
         }
@@ -85,6 +89,21 @@ impl TestCommand {
     /// Runs the program as the OS user `postgres` (through `runuser -u postgres --`).
     pub fn as_postgres(mut self) -> TestCommand {
         self.as_postgres = true;
+        self
+    }
+
+    /// Runs the program inside `host` (`ip netns exec`, outside runuser), where it sees that
+    /// host's network only. A later `on` replaces an earlier one.
+    pub fn on(mut self, host: &Host) -> TestCommand {
+        self.host = Some(host.clone());
+        self
+    }
+
+    /// [`TestCommand::on`] `host` if there is one: in the machine's own namespace if not.
+    pub(crate) fn on_host(mut self, host: Option<&Host>) -> TestCommand {
+        if let Some(host) = host {
+            self = self.on(host);
+        }
         self
     }
 
@@ -170,6 +189,14 @@ impl TestCommand {
     }
 
     fn command(&self) -> Command {
+        let c = self.command_here();
+        match &self.host {
+            Some(host) => host.wrap(c),
+            None => c,
+        }
+    }
+
+    fn command_here(&self) -> Command {
         if self.as_postgres {
             let env: Vec<(&str, &str)> = self
                 .env

@@ -15,20 +15,28 @@
 //! [`Context`] of the scenario: archive listings, server and sshd logs.
 //!
 //! Every server runs as the OS user `postgres`, in a private directory under `/tmp`, on its own
-//! port with a Unix socket only, and is torn down on drop (also when the test panics).
+//! port with a Unix socket only (a server in one of [`TwoHosts`] also on its host's address),
+//! and is torn down on drop (also when the test panics).
 //! [`Sshd`] is a real OpenSSH server on 127.0.0.1 for the ssh transport, with the same
 //! lifecycle.
+//!
+//! Tests that need two hosts make them with [`TwoHosts`]: two network namespaces joined by a
+//! veth pair, the master at 169.254.77.1 and the standby at 169.254.77.2, so that nothing
+//! reaches the standby but TCP. [`Cluster::init_on`], [`Sshd::start_on`] and
+//! [`TestCommand::on`] run servers and programs in one of them.
 
 mod cluster;
 mod command;
 mod dirs;
+mod netns;
 mod pg;
 mod process;
 mod walmgr;
 
-pub use cluster::Cluster;
+pub use cluster::{Cluster, PeerAuth};
 pub use command::{Context, TestCommand};
 pub use dirs::{chown_to_postgres, postgres_ids, TestDir};
+pub use netns::{connect_from_root_namespace, netns_list, Host, TwoHosts};
 pub use pg::Pg;
 pub use process::{free_port, pid_alive, send_signal, Sig, CMD_TIMEOUT};
 pub use sshd::Sshd;

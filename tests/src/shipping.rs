@@ -1,6 +1,7 @@
 //! The scenario most tests start from: a master whose WAL walmgr ships to a local archive,
 //! and standbys that replay from it. Written the way a DBA sets it up: config files, then
-//! `walmgr master.toml setup`.
+//! `walmgr master.toml setup`. The standby's side can be behind SSH on this machine
+//! ([`Shipping::over_ssh`]) or on another host ([`Shipping::two_hosts`]).
 //!
 //! A walmgr command that fails in a scenario reports, besides its own output, the archive
 //! (completed_wals and partial_wals listed) and the tails of the master's, each standby's and
@@ -13,7 +14,9 @@ use std::time::Duration;
 
 use walmgr_core::wal::name::{SegmentName, WalFileName};
 
-use crate::{chown_to_postgres, Cluster, Context, Pg, Sshd, TestCommand, TestDir, Walmgr};
+use crate::{
+    chown_to_postgres, Cluster, Context, Host, Pg, Sshd, TestCommand, TestDir, TwoHosts, Walmgr,
+};
 
 pub const WAIT: Duration = Duration::from_secs(120);
 
@@ -27,6 +30,9 @@ pub struct Shipping {
     pub partial_wals: PathBuf,
     /// The standby's sshd, when the master ships over SSH ([`Shipping::over_ssh`]).
     pub sshd: Option<Sshd>,
+    /// The master's and the standby's hosts ([`Shipping::two_hosts`]); after the servers in
+    /// them, before their directory.
+    pub hosts: Option<TwoHosts>,
     pub dir: TestDir,
 }
 
@@ -35,8 +41,22 @@ impl Shipping {
     /// directories live under the test dir (local transport). `walmgr` is the binary to test:
     /// `env!("CARGO_BIN_EXE_walmgr")`.
     pub fn new(walmgr: impl AsRef<Path>, pg: &Pg, label: &str, initdb_args: &[&str]) -> Shipping {
+        Shipping::new_in(None, walmgr, pg, label, initdb_args)
+    }
+
+    /// [`Shipping::new`], with the master in `hosts`' master host if given.
+    fn new_in(
+        hosts: Option<TwoHosts>,
+        walmgr: impl AsRef<Path>,
+        pg: &Pg,
+        label: &str,
+        initdb_args: &[&str],
+    ) -> Shipping {
         let dir = TestDir::new(label);
-        let master = Cluster::init(pg, &dir, "master", initdb_args);
+        let master = match &hosts {
+            Some(h) => Cluster::init_on(&h.master, pg, &dir, "master", initdb_args),
+            None => Cluster::init(pg, &dir, "master", initdb_args),
+        };
         // Keep finished segments in pg_wal long enough to compare them with the archive.
         master.set("wal_keep_size = '4GB'\nmax_wal_size = '4GB'\ncheckpoint_timeout = '1h'");
         master.start();
@@ -97,6 +117,7 @@ impl Shipping {
             completed_wals,
             partial_wals,
             sshd: None,
+            hosts,
             dir,
         }
     }
@@ -114,39 +135,70 @@ impl Shipping {
     ) -> Shipping {
         let mut s = Shipping::new(walmgr, pg, label, initdb_args);
         let sshd = Sshd::start(&s.dir, "standby");
-        s.context().log("sshd log of the standby", sshd.log_path());
-        let (key, public) = Sshd::client_key(&s.dir, "master_key");
-        let known_hosts = s
+        s.ship_over_ssh(sshd, extra);
+        s
+    }
+
+    /// The same scenario across two hosts ([`TwoHosts`]): the master runs in the master host,
+    /// the standby's sshd in the standby host on 169.254.77.2, and master.toml names the
+    /// standby as `postgres@169.254.77.2:PORT`, so the archiver reaches it by TCP over the
+    /// link only. [`Shipping::walmgr`] and [`Shipping::command`] run in the master host
+    /// (`.on(&s.hosts().standby)` for the standby's side), and [`Shipping::standby`] makes
+    /// its standby in the standby host, by pg_basebackup over the link. `extra` is appended
+    /// to master.toml. Not yet set up.
+    pub fn two_hosts(
+        walmgr: impl AsRef<Path>,
+        pg: &Pg,
+        label: &str,
+        initdb_args: &[&str],
+        extra: &str,
+    ) -> Shipping {
+        let hosts = TwoHosts::new();
+        let mut s = Shipping::new_in(Some(hosts), walmgr, pg, label, initdb_args);
+        let sshd = Sshd::start_on(&s.hosts().standby, &s.dir, "standby");
+        s.ship_over_ssh(sshd, extra);
+        s
+    }
+
+    /// Puts the standby's directories behind `sshd`: the master's key installed there with
+    /// `walmgr SLAVE_CONFIG --ssh-add-key` (on the standby's host), the sshd's host key
+    /// trusted, and master.toml naming `postgres@ADDRESS:PORT` with `extra` appended.
+    fn ship_over_ssh(&mut self, sshd: Sshd, extra: &str) {
+        self.context()
+            .log("sshd log of the standby", sshd.log_path());
+        let (key, public) = Sshd::client_key(&self.dir, "master_key");
+        let known_hosts = self
             .dir
             .write("known_hosts", format!("{}\n", sshd.known_hosts_line()));
-        s.walmgr()
+        self.walmgr()
             .args([
-                path(&s.slave_config),
+                path(&self.slave_config),
                 &format!("--ssh-add-key={}", public.display()),
             ])
             .env("HOME", sshd.home())
+            .on_host(self.standby_host())
             .as_postgres()
             .ok();
-        let text = fs::read_to_string(&s.master_config).expect("read master.toml");
+        let text = fs::read_to_string(&self.master_config).expect("read master.toml");
         let text = text.replace(
             "slave = \"\"\n",
             &format!(
-                "slave = \"postgres@127.0.0.1:{port}\"\n\
+                "slave = \"postgres@{addr}:{port}\"\n\
                  slave_config = \"{slave_config}\"\n\
                  slave_walmgr = \"{walmgr}\"\n\
                  ssh_identity = \"{key}\"\n\
                  ssh_known_hosts = \"{known_hosts}\"\n\
                  {extra}\n",
+                addr = sshd.address(),
                 port = sshd.port(),
-                slave_config = s.slave_config.display(),
-                walmgr = s.walmgr_bin().display(),
+                slave_config = self.slave_config.display(),
+                walmgr = self.walmgr_bin().display(),
                 key = key.display(),
                 known_hosts = known_hosts.display(),
             ),
         );
-        fs::write(&s.master_config, text).expect("write master.toml");
-        s.sshd = Some(sshd);
-        s
+        fs::write(&self.master_config, text).expect("write master.toml");
+        self.sshd = Some(sshd);
     }
 
     /// Archiving through `archive_command = 'walmgr master.toml xarchive %p %f'` instead of the
@@ -174,14 +226,30 @@ impl Shipping {
     /// `walmgr` (this scenario's copy) with no arguments yet, as root: add `.args([..])`,
     /// `.as_postgres()`, `.env(..)`, then `.ok()`, `.run()` or `.fails_with(code)`. A failure
     /// reports the scenario's [`Shipping::context`].
+    /// In a [`Shipping::two_hosts`] scenario it runs in the master host.
     pub fn walmgr(&self) -> TestCommand {
-        self.walmgr.command()
+        self.walmgr.command().on_host(self.master_host())
     }
 
     /// Any other program run in this scenario, reporting its context when it fails like
-    /// [`Shipping::walmgr`].
+    /// [`Shipping::walmgr`] (and like it, in the master host of a two-host scenario).
     pub fn command(&self, program: impl AsRef<Path>) -> TestCommand {
-        TestCommand::new(program).with_context(self.context())
+        TestCommand::new(program)
+            .with_context(self.context())
+            .on_host(self.master_host())
+    }
+
+    /// The two hosts; panics unless this is a [`Shipping::two_hosts`] scenario.
+    pub fn hosts(&self) -> &TwoHosts {
+        self.hosts.as_ref().expect("a two_hosts scenario")
+    }
+
+    fn master_host(&self) -> Option<&Host> {
+        self.hosts.as_ref().map(|h| &h.master)
+    }
+
+    fn standby_host(&self) -> Option<&Host> {
+        self.hosts.as_ref().map(|h| &h.standby)
     }
 
     /// The walmgr binary the scenario runs, owned by postgres (for archive_command,
@@ -266,9 +334,13 @@ impl Shipping {
         s
     }
 
-    /// A standby made with pg_basebackup that replays from the archive through xrestore.
+    /// A standby made with pg_basebackup that replays from the archive through xrestore (in
+    /// the standby host of a two-host scenario).
     pub fn standby(&self, name: &str) -> Cluster {
-        let standby = Cluster::base_backup_of(&self.master, &self.dir, name);
+        let standby = match self.standby_host() {
+            Some(host) => Cluster::base_backup_on(host, &self.master, &self.dir, name, &[]),
+            None => Cluster::base_backup_of(&self.master, &self.dir, name),
+        };
         self.context()
             .log(&format!("server log of {name}"), &standby.log);
         // The copy carries the master's ALTER SYSTEM settings, which override

@@ -1,12 +1,13 @@
 //! A real OpenSSH server in a test directory, for tests that ship WAL over ssh.
 //!
-//! It runs Debian's `/usr/sbin/sshd` as root on 127.0.0.1 with a config, host key, pid file,
-//! log and authorized_keys file of its own inside the [`TestDir`]: no test reads or writes a
-//! real user's `~/.ssh`. Logins are by key only; the `postgres` account is the one to log in as.
+//! It runs Debian's `/usr/sbin/sshd` as root on 127.0.0.1 (or, with [`Sshd::start_on`], in
+//! one of [`crate::TwoHosts`] on that host's address) with a config, host key, pid file, log
+//! and authorized_keys file of its own inside the [`TestDir`]: no test reads or writes a real
+//! user's `~/.ssh`. Logins are by key only; the `postgres` account is the one to log in as.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::command::TestCommand;
 use crate::dirs::{chown_to_postgres, TestDir};
+use crate::netns::Host;
 use crate::process::{
     children_of, clean_env, describe, free_port, pid_alive, proc_stat, signal, wait_gone,
 };
@@ -25,7 +27,7 @@ const LISTEN_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long teardown waits for each killed process to leave the process table.
 const GONE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// One sshd listening on `127.0.0.1:<port>`.
+/// One sshd listening on `127.0.0.1:<port>`, or on `<host address>:<port>` in a host.
 ///
 /// Its files, all in the test dir: `<name>-sshd_config`, `<name>-host_ed25519_key[.pub]`,
 /// `<name>-sshd.pid`, `<name>-sshd.log` (sshd's stderr, appended to across restarts) and the
@@ -35,6 +37,9 @@ const GONE_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct Sshd {
     pub name: String,
+    /// The host it runs in; None: the machine's own namespace.
+    host: Option<Host>,
+    addr: Ipv4Addr,
     port: u16,
     config: PathBuf,
     host_key: PathBuf,
@@ -56,6 +61,16 @@ impl Sshd {
     /// it reads for a keyword, so these override the harness's, e.g. `LogLevel DEBUG` (which
     /// logs the cipher every connection negotiates).
     pub fn start_with(dir: &TestDir, name: &str, first_lines: &str) -> Sshd {
+        Sshd::start_in(None, dir, name, first_lines)
+    }
+
+    /// [`Sshd::start`] in `host`, listening on that host's address: the other host reaches
+    /// it over the link, the test process only through [`Sshd::ssh_command`] run in a host.
+    pub fn start_on(host: &Host, dir: &TestDir, name: &str) -> Sshd {
+        Sshd::start_in(Some(host), dir, name, "")
+    }
+
+    fn start_in(host: Option<&Host>, dir: &TestDir, name: &str, first_lines: &str) -> Sshd {
         assert!(
             !name.is_empty() && !name.contains('/'),
             "sshd name {name:?} must be a plain file name"
@@ -68,6 +83,9 @@ impl Sshd {
             .unwrap_or_else(|e| panic!("chmod 700 {}: {e}", dot_ssh.display()));
         let sshd = Sshd {
             name: name.to_string(),
+            host: host.cloned(),
+            addr: host.map_or(Ipv4Addr::LOCALHOST, |h| h.addr),
+            // Free on 127.0.0.1, and in a host's fresh namespace every port is.
             port: free_port(),
             config: dir.join(format!("{name}-sshd_config")),
             host_key: dir.join(format!("{name}-host_ed25519_key")),
@@ -87,7 +105,7 @@ impl Sshd {
             "# walmgr test harness: sshd {name}\n\
              {first_lines}\n\
              Port {port}\n\
-             ListenAddress 127.0.0.1\n\
+             ListenAddress {addr}\n\
              HostKey {host_key}\n\
              PidFile {pid_file}\n\
              AuthorizedKeysFile {authorized_keys}\n\
@@ -104,6 +122,7 @@ impl Sshd {
             name = self.name,
             first_lines = first_lines.trim_end(),
             port = self.port,
+            addr = self.addr,
             host_key = self.host_key.display(),
             pid_file = pid_file.display(),
             authorized_keys = self.authorized_keys.display(),
@@ -131,6 +150,10 @@ impl Sshd {
         // -D: stay in the foreground as our child; -e: log to stderr, i.e. into the log file.
         cmd.args(["-D", "-e", "-f"]).arg(&self.config);
         clean_env(&mut cmd);
+        // `ip netns exec` execs sshd: the child std waits for is sshd itself.
+        if let Some(host) = &self.host {
+            cmd = host.wrap(cmd);
+        }
         cmd.stdin(Stdio::null())
             .stdout(clone_file(&log, &self.log))
             .stderr(log)
@@ -184,10 +207,15 @@ impl Sshd {
         }
     }
 
-    /// The first line the server sends on a fresh TCP connection, if it accepts one.
+    /// The first line the server sends on a fresh TCP connection, if it accepts one (from
+    /// inside its host, the only place its address is reachable from).
     fn banner(&self) -> Option<String> {
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
-        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+        let addr = SocketAddrV4::new(self.addr, self.port);
+        let timeout = Duration::from_secs(1);
+        let stream = match &self.host {
+            Some(host) => host.tcp_connect(addr, timeout).ok()?,
+            None => TcpStream::connect_timeout(&SocketAddr::V4(addr), timeout).ok()?,
+        };
         stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
         let mut line = String::new();
         BufReader::new(stream).read_line(&mut line).ok()?;
@@ -266,6 +294,11 @@ impl Sshd {
         self.port
     }
 
+    /// The address it listens on: 127.0.0.1, or its host's.
+    pub fn address(&self) -> Ipv4Addr {
+        self.addr
+    }
+
     /// The home directory this server stands for (owned by postgres): `<dir>/<name>-home`.
     pub fn home(&self) -> &Path {
         &self.home
@@ -302,11 +335,12 @@ impl Sshd {
             .to_string()
     }
 
-    /// `[127.0.0.1]:<port> ssh-ed25519 AAAA...`: this server's line for a known_hosts file.
+    /// `[127.0.0.1]:<port> ssh-ed25519 AAAA...` (its host's address instead of 127.0.0.1 in a
+    /// host): this server's line for a known_hosts file.
     pub fn known_hosts_line(&self) -> String {
         let key = self.host_key_pub();
         let type_and_key: Vec<&str> = key.split_whitespace().take(2).collect();
-        format!("[127.0.0.1]:{} {}", self.port, type_and_key.join(" "))
+        format!("[{}]:{} {}", self.addr, self.port, type_and_key.join(" "))
     }
 
     /// sshd's log file (its stderr, appended to across restarts).
@@ -336,33 +370,14 @@ impl Sshd {
     /// the hosts in `known_hosts`, never asking, and reading no ssh config or real
     /// ~/.ssh: `command` runs (or is refused) on the other side.
     pub fn ssh(port: u16, key: &Path, known_hosts: &Path, command: &str) -> std::process::Output {
-        let port = port.to_string();
-        let known_hosts = format!("UserKnownHostsFile={}", known_hosts.display());
-        let key = key.to_str().expect("UTF-8 key path");
-        let args = [
-            "-F",
-            "/dev/null",
-            "-i",
-            key,
-            "-p",
-            &port,
-            "-o",
-            &known_hosts,
-            "-o",
-            "GlobalKnownHostsFile=/dev/null",
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "IdentitiesOnly=yes",
-            "postgres@127.0.0.1",
-            command,
-        ];
-        TestCommand::new("/usr/bin/ssh")
-            .args(args)
-            .as_postgres()
-            .run()
+        ssh_to(Ipv4Addr::LOCALHOST, port, key, known_hosts, command).run()
+    }
+
+    /// [`Sshd::ssh`] to this server, wherever it listens, not yet run: for a server in a host,
+    /// add `.on(&hosts.master)` (the test process's own namespace cannot reach it), then
+    /// `.run()`, `.ok()` or `.fails_with(255)`.
+    pub fn ssh_command(&self, key: &Path, known_hosts: &Path, command: &str) -> TestCommand {
+        ssh_to(self.addr, self.port, key, known_hosts, command)
     }
 
     /// The SHA256 fingerprint of this server's host key, as `ssh-keygen -l` prints it.
@@ -383,9 +398,14 @@ impl Sshd {
     }
 
     fn report(&self, msg: &str) -> String {
+        let place = match &self.host {
+            Some(host) => format!(" in the {} host {}", host.role, host.netns),
+            None => String::new(),
+        };
         format!(
-            "sshd {} (127.0.0.1:{}): {msg}\n--- sshd log {} ---\n{}",
+            "sshd {} ({}:{}{place}): {msg}\n--- sshd log {} ---\n{}",
             self.name,
+            self.addr,
             self.port,
             self.log.display(),
             self.log().trim_end()
@@ -404,6 +424,36 @@ impl Drop for Sshd {
         }
         self.stop();
     }
+}
+
+/// OpenSSH's `ssh` as postgres to `postgres@addr:port` with `key`, trusting only the hosts in
+/// `known_hosts`, never asking, reading no ssh config or real ~/.ssh.
+fn ssh_to(addr: Ipv4Addr, port: u16, key: &Path, known_hosts: &Path, command: &str) -> TestCommand {
+    let port = port.to_string();
+    let known_hosts = format!("UserKnownHostsFile={}", known_hosts.display());
+    let key = key.to_str().expect("UTF-8 key path");
+    let target = format!("postgres@{addr}");
+    let args = [
+        "-F",
+        "/dev/null",
+        "-i",
+        key,
+        "-p",
+        &port,
+        "-o",
+        &known_hosts,
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "IdentitiesOnly=yes",
+        &target,
+        command,
+    ];
+    TestCommand::new("/usr/bin/ssh").args(args).as_postgres()
 }
 
 /// SIGSTOPs `root` and every descendant, parents before children, and returns the
