@@ -87,6 +87,20 @@ pub struct Cli {
     #[arg(long, value_name = "CONNINFO")]
     pub primary_conninfo: Option<String>,
 
+    /// Slave: put the replication password (the first line of FILE) into ~/.pgpass for the
+    /// connection primary_conninfo makes (from the slave config, or --primary-conninfo).
+    #[arg(long, value_name = "FILE", conflicts_with = "remove_password")]
+    pub add_password: Option<PathBuf>,
+
+    /// Slave: remove the ~/.pgpass line --add-password wrote for primary_conninfo.
+    #[arg(long)]
+    pub remove_password: bool,
+
+    /// Master, without a config: set synchronous_standby_names as `synch-standby` does, on
+    /// the cluster of --pgdata, $PGDATA or the running server.
+    #[arg(long, value_name = "NAMES")]
+    pub synch_standby: Option<String>,
+
     /// The walmgr config file (TOML, or a walmgr3 .ini).
     pub config: Option<PathBuf>,
 
@@ -155,6 +169,13 @@ pub enum Command {
 
     /// Master: run periodic_command now.
     Periodic,
+
+    /// Master: make commits wait for the named standbys (synchronous_standby_names); refused
+    /// unless enough of them are connected and streaming. '' switches it off.
+    SynchStandby {
+        /// 's1', 's1, s2', 'FIRST n (s1, s2)', 'ANY n (s1, s2)', '*' (any standby), or ''.
+        names: String,
+    },
 
     /// Slave: end replay and open the standby for writes.
     ///
@@ -228,6 +249,7 @@ impl Command {
             Command::Sync => "sync",
             Command::Syncdaemon => "syncdaemon",
             Command::Periodic => "periodic",
+            Command::SynchStandby { .. } => "synch-standby",
             Command::Cleanup => "cleanup",
             Command::Status { .. } => "status",
             Command::Pause => "pause",

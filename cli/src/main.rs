@@ -45,12 +45,32 @@ fn run(cli: Cli, logfile: &logging::LogFile) -> Result<()> {
         );
         return Ok(());
     }
+    if let Some(names) = &cli.synch_standby {
+        if cli.config.is_some() || cli.command.is_some() {
+            return Err(Error::Usage(
+                "--synch-standby is for a master without a config: with one, run \
+                 `walmgr CONFIG synch-standby NAMES`"
+                    .into(),
+            )
+            .into());
+        }
+        let mut changes = Changes::new(cli.not_really);
+        let result = commands::master::synch_standby_without_config(
+            cli.pgdata.as_deref(),
+            names,
+            &mut changes,
+        );
+        print_dry_run(&changes);
+        return result;
+    }
     if cli.command.is_none()
         && (cli.init_master
             || cli.init_slave
             || cli.ssh_keygen
             || cli.ssh_add_key.is_some()
-            || cli.ssh_remove_key.is_some())
+            || cli.ssh_remove_key.is_some()
+            || cli.add_password.is_some()
+            || cli.remove_password)
     {
         let mut changes = Changes::new(cli.not_really);
         let walmgr = this_walmgr()?;
@@ -63,7 +83,8 @@ fn run(cli: Cli, logfile: &logging::LogFile) -> Result<()> {
     let Some(config_path) = cli.config else {
         usage_exit(
             "a config file and a command are required (or a config-less option such as \
-             --ini, --init-master, --init-slave, --ssh-keygen, --ssh-add-key, --ssh-remove-key)",
+             --ini, --init-master, --init-slave, --ssh-keygen, --ssh-add-key, --ssh-remove-key, \
+             --add-password, --remove-password, --synch-standby)",
         );
     };
     let overrides = config::parse_overrides(&cli.set)?;
@@ -118,6 +139,7 @@ fn run(cli: Cli, logfile: &logging::LogFile) -> Result<()> {
         Command::Sync => commands::shipping::sync(&mut ctx),
         Command::Syncdaemon => commands::shipping::syncdaemon(&mut ctx, cli.daemon),
         Command::Periodic => commands::shipping::periodic(&mut ctx),
+        Command::SynchStandby { names } => commands::master::synch_standby(&mut ctx, names),
         Command::Pause => commands::standby::pause(&mut ctx),
         Command::Continue => commands::standby::resume(&mut ctx),
         Command::Xlock => commands::backups::xlock(&mut ctx),
@@ -162,6 +184,8 @@ fn quick_start_options(cli: &Cli) -> quick_start::Options {
         ssh_remove_key: cli.ssh_remove_key.clone(),
         primary_conninfo: cli.primary_conninfo.clone(),
         config: cli.config.clone(),
+        add_password: cli.add_password.clone(),
+        remove_password: cli.remove_password,
     }
 }
 

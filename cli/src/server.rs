@@ -7,8 +7,10 @@ use std::process::Command;
 
 use postgres::Client;
 use walmgr_core::server::{
-    ArchiveStatus, BackupSource, BackupStop, Flush, Master, ServerState, Standby, WalSource,
+    ArchiveStatus, BackupSource, BackupStop, Flush, Master, ServerState, Standby, SyncReplication,
+    WalSource, Walsender,
 };
+use walmgr_core::setup::server_settings::SettingChange;
 use walmgr_core::shipping::reader::Cluster;
 use walmgr_core::wal::Lsn;
 use walmgr_core::{cluster, os, Error, Result};
@@ -42,6 +44,62 @@ impl Connection {
     /// `walmgr.sync()`: the master ships its in-progress WAL now; the LSN the standby holds.
     pub fn sync(&mut self) -> Result<String> {
         Ok(self.one("SELECT walmgr.sync()::text")?.get(0))
+    }
+
+    /// Does this database have `walmgr.synch_standby()` (the extension, new enough)?
+    pub fn has_synch_standby(&mut self) -> Result<bool> {
+        Ok(self
+            .one("SELECT to_regprocedure('walmgr.synch_standby(text, boolean)') IS NOT NULL")?
+            .get(0))
+    }
+
+    /// `walmgr.synch_standby(names, dry_run)`: its report (core's `synch_standby::report`).
+    pub fn synch_standby(&mut self, names: &str, dry_run: bool) -> Result<String> {
+        self.client
+            .query_one(
+                "SELECT walmgr.synch_standby($1, dry_run => $2)",
+                &[&names, &dry_run],
+            )
+            .map(|row| row.get(0))
+            .map_err(|e| server_error("walmgr.synch_standby()", &e))
+    }
+}
+
+/// synch-standby on a master without the extension: plain ALTER SYSTEM, which runs here
+/// outside any transaction block.
+impl SyncReplication for Connection {
+    fn walsenders(&mut self) -> Result<Vec<Walsender>> {
+        let sql = "SELECT coalesce(application_name, ''), coalesce(state, '') \
+                   FROM pg_stat_replication";
+        let rows = self
+            .client
+            .query(sql, &[])
+            .map_err(|e| server_error("read pg_stat_replication", &e))?;
+        Ok(rows
+            .iter()
+            .map(|row| Walsender {
+                application_name: row.get(0),
+                state: row.get(1),
+            })
+            .collect())
+    }
+
+    fn setting(&mut self, name: &str) -> Result<String> {
+        self.client
+            .query_one("SELECT current_setting($1)", &[&name])
+            .map(|row| row.get(0))
+            .map_err(|e| server_error(format!("current_setting('{name}')"), &e))
+    }
+
+    fn alter_system(&mut self, change: &SettingChange) -> Result<()> {
+        let sql = change.to_sql();
+        self.client
+            .batch_execute(&sql)
+            .map_err(|e| server_error(sql, &e))
+    }
+
+    fn reload(&mut self) -> Result<()> {
+        self.one("SELECT pg_reload_conf()").map(|_| ())
     }
 }
 

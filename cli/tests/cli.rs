@@ -500,3 +500,170 @@ fn xpartialsync_refuses_each_kind_of_bad_input_and_keeps_the_file_byte_identical
     assert_eq!(now[..12_000], again[..]);
     assert!(now[12_000..].iter().all(|b| *b == 0));
 }
+
+/// `walmgr args...` with HOME at `home`: ~/.pgpass is `home/.pgpass`.
+fn walmgr_at_home(home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_walmgr"))
+        .args(args)
+        .env("HOME", home)
+        .output()
+        .expect("run walmgr")
+}
+
+const OTHER_PGPASS_LINES: &str = "# mine\r\n\
+                                  db.example:5432:*:app:app-pw\r\n\
+                                  \n\
+                                  master.example:5433:postgres:rep:not-replication\n";
+
+fn mode_of(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn add_password_puts_one_private_line_in_pgpass_and_never_shows_the_password() {
+    use std::os::unix::fs::PermissionsExt;
+    let s0 = setup();
+    let mut slave = fs::read_to_string(&s0.slave).unwrap();
+    slave.push_str(
+        "primary_conninfo = host=master.example port=5433 user=rep application_name=s1\n",
+    );
+    fs::write(&s0.slave, slave).unwrap();
+    let home = s0.root.join("home");
+    fs::create_dir(&home).unwrap();
+    let pgpass = home.join(".pgpass");
+    fs::write(&pgpass, OTHER_PGPASS_LINES).unwrap();
+    fs::set_permissions(&pgpass, fs::Permissions::from_mode(0o644)).unwrap();
+    let password = s0.root.join("password");
+    fs::write(&password, "s3:cr\\et\nsecond line\n").unwrap();
+    let add = format!("--add-password={}", password.display());
+    let said_nothing_secret = |out: &Output| {
+        let said = text_of(out);
+        assert!(!said.contains("s3"), "the password shows: {said}");
+        assert!(!said.contains("second line"), "the file shows: {said}");
+        said
+    };
+
+    for dry in [vec!["-n"], vec!["-n", "-vv"]] {
+        let mut args = vec![s(&s0.slave), add.as_str()];
+        args.extend(dry);
+        let out = walmgr_at_home(&home, &args);
+        assert!(out.status.success(), "{}", text_of(&out));
+        let said = said_nothing_secret(&out);
+        assert!(
+            said.contains("would: add a password for master.example:5433 user rep in"),
+            "{said}"
+        );
+        assert_eq!(fs::read_to_string(&pgpass).unwrap(), OTHER_PGPASS_LINES);
+    }
+
+    let out = walmgr_at_home(&home, &[s(&s0.slave), &add, "-vv"]);
+    assert!(out.status.success(), "{}", text_of(&out));
+    said_nothing_secret(&out);
+    let ours = "master.example:5433:replication:rep:s3\\:cr\\\\et\n";
+    assert_eq!(
+        fs::read_to_string(&pgpass).unwrap(),
+        format!("{OTHER_PGPASS_LINES}{ours}")
+    );
+    assert_eq!(
+        mode_of(&pgpass),
+        0o600,
+        "libpq ignores a .pgpass others can read"
+    );
+
+    // A new password replaces the line; nothing else moves.
+    fs::write(&password, "n3w\n").unwrap();
+    let out = walmgr_at_home(&home, &[s(&s0.slave), &add]);
+    assert!(out.status.success(), "{}", text_of(&out));
+    assert!(!text_of(&out).contains("n3w"), "{}", text_of(&out));
+    assert_eq!(
+        fs::read_to_string(&pgpass).unwrap(),
+        format!("{OTHER_PGPASS_LINES}master.example:5433:replication:rep:n3w\n")
+    );
+
+    let out = walmgr_at_home(&home, &[s(&s0.slave), "--remove-password", "-n", "-v"]);
+    assert!(out.status.success(), "{}", text_of(&out));
+    assert!(
+        text_of(&out).contains("would: remove a password for master.example:5433 user rep"),
+        "{}",
+        text_of(&out)
+    );
+    assert!(!text_of(&out).contains("n3w"), "{}", text_of(&out));
+    let out = walmgr_at_home(&home, &[s(&s0.slave), "--remove-password", "-v"]);
+    assert!(out.status.success(), "{}", text_of(&out));
+    assert!(!text_of(&out).contains("n3w"), "{}", text_of(&out));
+    assert_eq!(
+        fs::read(&pgpass).unwrap(),
+        OTHER_PGPASS_LINES.as_bytes(),
+        "the other lines are not byte-identical"
+    );
+    let again = walmgr_at_home(&home, &[s(&s0.slave), "--remove-password"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        text_of(&again).contains("nothing removed"),
+        "{}",
+        text_of(&again)
+    );
+}
+
+#[test]
+fn add_password_takes_primary_conninfo_from_the_command_line_and_names_what_is_missing() {
+    let s0 = setup();
+    let home = s0.root.join("home");
+    fs::create_dir(&home).unwrap();
+    let password = s0.root.join("password");
+    fs::write(&password, "s3cret").unwrap();
+    let add = format!("--add-password={}", password.display());
+
+    let out = walmgr_at_home(
+        &home,
+        &[
+            &add,
+            "--primary-conninfo=postgresql://rep:other@m:6000/x?application_name=s1",
+        ],
+    );
+    assert!(out.status.success(), "{}", text_of(&out));
+    assert!(!text_of(&out).contains("other"), "{}", text_of(&out));
+    let pgpass = home.join(".pgpass");
+    assert_eq!(
+        fs::read_to_string(&pgpass).unwrap(),
+        "m:6000:replication:rep:s3cret\n"
+    );
+    assert_eq!(mode_of(&pgpass), 0o600);
+
+    // The slave config has no primary_conninfo: named, nothing written.
+    let out = walmgr_at_home(&home, &[s(&s0.slave), "--remove-password"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text_of(&out).contains("has no primary_conninfo"),
+        "{}",
+        text_of(&out)
+    );
+    // No conninfo at all: a usage error.
+    let out = walmgr_at_home(&home, &["--remove-password"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text_of(&out));
+    assert!(
+        text_of(&out).contains("--primary-conninfo"),
+        "{}",
+        text_of(&out)
+    );
+    // A password file that is not there is named.
+    let missing = s0.root.join("no-such-password");
+    let out = walmgr_at_home(
+        &home,
+        &[
+            &format!("--add-password={}", missing.display()),
+            "--primary-conninfo=host=m",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text_of(&out).contains("no-such-password"),
+        "{}",
+        text_of(&out)
+    );
+    assert_eq!(
+        fs::read_to_string(&pgpass).unwrap(),
+        "m:6000:replication:rep:s3cret\n"
+    );
+}

@@ -1,5 +1,133 @@
-//! libpq connection strings as walmgr shows them: never with a password in a log line, an
-//! error or a plan.
+//! libpq connection strings as walmgr shows them (never with a password in a log line, an
+//! error or a plan) and reads them (the keywords `--add-password` takes from
+//! primary_conninfo).
+
+/// The keywords of a conninfo, in order, in either of libpq's forms: `key=value ...`
+/// (values unquoted or single-quoted, `\` escaping the next character) or a
+/// `postgresql://user:secret@host:port/dbname?key=value` URI (percent-decoded; its parts
+/// become `user`, `password`, `host`, `port` and `dbname`). Err says what is malformed,
+/// never a value.
+pub fn keywords(conninfo: &str) -> Result<Vec<(String, String)>, String> {
+    let trimmed = conninfo.trim();
+    for scheme in ["postgresql://", "postgres://"] {
+        if let Some(rest) = trimmed.strip_prefix(scheme) {
+            return uri_keywords(rest);
+        }
+    }
+    let mut found = Vec::new();
+    let mut chars = trimmed.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if chars.peek().is_none() {
+            return Ok(found);
+        }
+        let mut key = String::new();
+        while let Some(c) = chars.next_if(|c| *c != '=' && !c.is_whitespace()) {
+            key.push(c);
+        }
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if chars.next() != Some('=') {
+            // The word itself is not shown: it may be a password typed without its keyword.
+            return Err("a word without \"=\" (the form is keyword=value)".to_string());
+        }
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        let mut value = String::new();
+        if chars.next_if_eq(&'\'').is_some() {
+            loop {
+                match chars.next() {
+                    Some('\\') => value.extend(chars.next()),
+                    Some('\'') => break,
+                    Some(c) => value.push(c),
+                    None => return Err(format!("unterminated quoted value of {key:?}")),
+                }
+            }
+        } else {
+            while let Some(c) = chars.next_if(|c| !c.is_whitespace()) {
+                if c == '\\' {
+                    value.extend(chars.next());
+                } else {
+                    value.push(c);
+                }
+            }
+        }
+        found.push((key, value));
+    }
+}
+
+/// The part of a URI after its scheme.
+fn uri_keywords(rest: &str) -> Result<Vec<(String, String)>, String> {
+    let mut found = Vec::new();
+    let (main, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let (authority, dbname) = main.split_once('/').unwrap_or((main, ""));
+    let hosts = match authority.rsplit_once('@') {
+        Some((userinfo, hosts)) => {
+            let (user, password) = match userinfo.split_once(':') {
+                Some((u, p)) => (u, Some(p)),
+                None => (userinfo, None),
+            };
+            if !user.is_empty() {
+                found.push(("user".to_string(), percent_decoded(user)?));
+            }
+            if let Some(p) = password {
+                found.push(("password".to_string(), percent_decoded(p)?));
+            }
+            hosts
+        }
+        None => authority,
+    };
+    let mut host_list = Vec::new();
+    let mut port_list = Vec::new();
+    for spec in hosts.split(',').filter(|s| !s.is_empty()) {
+        // [v6::addr]:port, host:port, or host alone
+        let (host, port) = match spec.strip_prefix('[') {
+            Some(v6) => {
+                let (addr, after) = v6
+                    .split_once(']')
+                    .ok_or("unterminated [IPv6 address] in the URI")?;
+                (addr, after.strip_prefix(':').unwrap_or(""))
+            }
+            None => spec.split_once(':').unwrap_or((spec, "")),
+        };
+        host_list.push(percent_decoded(host)?);
+        port_list.push(port.to_string());
+    }
+    if host_list.iter().any(|h| !h.is_empty()) {
+        found.push(("host".to_string(), host_list.join(",")));
+    }
+    if port_list.iter().any(|p| !p.is_empty()) {
+        found.push(("port".to_string(), port_list.join(",")));
+    }
+    if !dbname.is_empty() {
+        found.push(("dbname".to_string(), percent_decoded(dbname)?));
+    }
+    for pair in query.split('&').filter(|s| !s.is_empty()) {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("missing \"=\" in URI parameter {:?}", pair))?;
+        found.push((percent_decoded(key)?, percent_decoded(value)?));
+    }
+    Ok(found)
+}
+
+fn percent_decoded(s: &str) -> Result<String, String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or("a % in the URI is not followed by two hex digits")?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| "the URI decodes to invalid UTF-8".to_string())
+}
 
 /// `conninfo` with any password replaced by `***`: `password=...` in keyword form (quoted
 /// or not) and `user:secret@` in URI form.
@@ -114,5 +242,52 @@ mod tests {
             assert_eq!(out, shown, "{given}");
             assert!(!out.contains("s3"), "{out}");
         }
+    }
+
+    fn pairs(conninfo: &str) -> Vec<(String, String)> {
+        keywords(conninfo).unwrap()
+    }
+
+    fn kv(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn keyword_values_may_be_quoted_spaced_and_escaped() {
+        assert_eq!(
+            pairs("host=m  port = 5433 user='a b\\'c' application_name=s\\ 1"),
+            kv(&[
+                ("host", "m"),
+                ("port", "5433"),
+                ("user", "a b'c"),
+                ("application_name", "s 1")
+            ])
+        );
+        assert_eq!(pairs("  "), kv(&[]));
+        assert!(keywords("host").is_err());
+        assert!(keywords("user='open").is_err());
+    }
+
+    #[test]
+    fn uris_become_the_same_keywords() {
+        assert_eq!(
+            pairs("postgresql://rep:s%3Acret@master.example:5433/db?application_name=s1"),
+            kv(&[
+                ("user", "rep"),
+                ("password", "s:cret"),
+                ("host", "master.example"),
+                ("port", "5433"),
+                ("dbname", "db"),
+                ("application_name", "s1")
+            ])
+        );
+        assert_eq!(
+            pairs("postgres://[::1]:6000,other/"),
+            kv(&[("host", "::1,other"), ("port", "6000,")])
+        );
+        assert_eq!(pairs("postgresql://"), kv(&[]));
+        assert!(keywords("postgresql://m/%zz").is_err());
     }
 }

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::Result;
+use crate::setup::server_settings::SettingChange;
 use crate::wal::Lsn;
 
 /// The master, as `setup`, `stop` and `status` reach it (through the extension's SQL API).
@@ -113,4 +114,28 @@ pub trait WalSource {
 pub struct Flush {
     pub lsn: Lsn,
     pub timeline: u32,
+}
+
+/// The master's synchronous replication, as `synch-standby` reads and sets it: in-process
+/// (the extension's `walmgr.synch_standby()`) or over a connection (the CLI on a master
+/// without the extension).
+pub trait SyncReplication {
+    /// Every walsender of `pg_stat_replication`: who is connected, and how far along.
+    fn walsenders(&mut self) -> Result<Vec<Walsender>>;
+    /// The value a setting runs with now.
+    fn setting(&mut self, name: &str) -> Result<String>;
+    /// ALTER SYSTEM for one setting.
+    fn alter_system(&mut self, change: &SettingChange) -> Result<()>;
+    /// `pg_reload_conf()`.
+    fn reload(&mut self) -> Result<()>;
+}
+
+/// One row of `pg_stat_replication`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Walsender {
+    /// The standby's application_name (from its primary_conninfo; the cluster_name or
+    /// `walreceiver` when it sets none).
+    pub application_name: String,
+    /// `startup`, `catchup`, `streaming`, `backup` or `stopping`.
+    pub state: String,
 }

@@ -12,8 +12,9 @@ use pgrx::PgSqlErrorCode;
 use walmgr_core::changes::Changes;
 use walmgr_core::config::{Config, Role};
 use walmgr_core::remote;
-use walmgr_core::server::WalSource;
-use walmgr_core::setup::server_settings::{self, Plan};
+use walmgr_core::server::{SyncReplication, WalSource, Walsender};
+use walmgr_core::setup::server_settings::{self, Plan, SettingChange};
+use walmgr_core::setup::synch_standby;
 use walmgr_core::shipping::periodic::Periodic;
 use walmgr_core::shipping::{Round, Shipper};
 use walmgr_core::wal::Lsn;
@@ -107,6 +108,55 @@ fn summary(changes: &Changes, plan: &Plan) -> String {
     lines.join("\n")
 }
 
+/// Makes commits wait for the named standbys (synchronous_standby_names), after checking that
+/// enough of them are connected and streaming; `''` switches it off. One line per change
+/// (ALTER SYSTEM, the reload), then what it means for commits. Refused (and nothing
+/// changed) when the standbys are not there; nothing changes in a dry run either.
+#[pg_extern(volatile, parallel_unsafe)]
+fn synch_standby(names: &str, dry_run: default!(bool, false)) -> Result<String, ErrorReport> {
+    let mut changes = Changes::new(dry_run);
+    let said = synch_standby::run(&mut InProcess, names, &mut changes).map_err(report)?;
+    Ok(synch_standby::report(&changes, &said))
+}
+
+/// This backend's server, for core's synch-standby workflow.
+struct InProcess;
+
+impl SyncReplication for InProcess {
+    fn walsenders(&mut self) -> walmgr_core::Result<Vec<Walsender>> {
+        Spi::connect(|client| {
+            let rows = client.select(
+                "SELECT coalesce(application_name, ''), coalesce(state, '') \
+                 FROM pg_stat_replication",
+                None,
+                &[],
+            )?;
+            let mut found = Vec::new();
+            for row in rows {
+                found.push(Walsender {
+                    application_name: row.get::<String>(1)?.unwrap_or_default(),
+                    state: row.get::<String>(2)?.unwrap_or_default(),
+                });
+            }
+            Ok::<_, pgrx::spi::SpiError>(found)
+        })
+        .map_err(|e| Error::server("read pg_stat_replication", e.to_string()))
+    }
+
+    fn setting(&mut self, name: &str) -> walmgr_core::Result<String> {
+        Ok(alter_system::running_value(name))
+    }
+
+    fn alter_system(&mut self, change: &SettingChange) -> walmgr_core::Result<()> {
+        alter_system::apply(change).map_err(|m| Error::server("ALTER SYSTEM", m))
+    }
+
+    fn reload(&mut self) -> walmgr_core::Result<()> {
+        Spi::run("SELECT pg_reload_conf()")
+            .map_err(|e| Error::server("pg_reload_conf()", e.to_string()))
+    }
+}
+
 /// Ships in-progress WAL up to the current flush position now, from this backend, and
 /// returns the LSN the standby then holds (as text; `walmgr.sync()` returns it as pg_lsn).
 #[pg_extern(volatile, parallel_unsafe)]
@@ -169,7 +219,8 @@ REVOKE ALL ON FUNCTION stop(boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION sync_lsn() FROM PUBLIC;
 REVOKE ALL ON FUNCTION sync() FROM PUBLIC;
 REVOKE ALL ON FUNCTION periodic() FROM PUBLIC;
+REVOKE ALL ON FUNCTION synch_standby(text, boolean) FROM PUBLIC;
 "#,
     name = "superuser_only",
-    requires = [setup, stop, sync_lsn, periodic]
+    requires = [setup, stop, sync_lsn, periodic, synch_standby]
 );

@@ -17,6 +17,8 @@ use crate::process::{children_of, free_port, pid_alive, signal, wait_gone};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// `pg_ctl -t` for start, stop, restart and promote.
 const PG_CTL_WAIT_SECS: &str = "120";
+/// How long a new streaming standby may take to connect and catch up.
+const STREAMING_TIMEOUT: Duration = Duration::from_secs(60);
 /// Lines of server log quoted in failure messages.
 const LOG_LINES: usize = 30;
 /// Longest Unix socket path PostgreSQL accepts (sizeof(sun_path) - 1).
@@ -194,6 +196,49 @@ impl Cluster {
             c.address_conf()
         ));
         c
+    }
+
+    /// A standby of `primary` streaming from it, as a DBA makes one: `pg_basebackup -R -X
+    /// stream`, whose primary_conninfo (postgresql.auto.conf, beside standby.signal) carries
+    /// `application_name`, the name synchronous_standby_names refers to. Started; returns once
+    /// `primary` lists it as streaming in pg_stat_replication.
+    pub fn streaming_standby_of(
+        primary: &Cluster,
+        dir: &TestDir,
+        name: &str,
+        application_name: &str,
+    ) -> Cluster {
+        let conninfo = format!(
+            "host={} port={} user=postgres application_name={application_name}",
+            primary.socket_dir.display(),
+            primary.port
+        );
+        let c =
+            Cluster::base_backup_with(primary, dir, name, &["-R", "-X", "stream", "-d", &conninfo]);
+        let auto = std::fs::read_to_string(c.data.join("postgresql.auto.conf")).unwrap_or_default();
+        if !auto.contains(&format!("application_name={application_name}")) {
+            c.fail(&format!(
+                "pg_basebackup -R wrote no application_name={application_name} into \
+                 postgresql.auto.conf:\n{auto}"
+            ));
+        }
+        c.start();
+        primary.wait_until_streaming(application_name, STREAMING_TIMEOUT);
+        c
+    }
+
+    /// Waits until a standby with `application_name` streams from this server.
+    pub fn wait_until_streaming(&self, application_name: &str, timeout: Duration) {
+        let sql = format!(
+            "SELECT count(*) FROM pg_stat_replication \
+             WHERE application_name = '{}' AND state = 'streaming'",
+            application_name.replace('\'', "''")
+        );
+        self.wait_until(
+            &format!("standby {application_name} streaming"),
+            timeout,
+            || self.query_one::<i64>(&sql) > 0,
+        );
     }
 
     /// A cluster whose data directory something else creates (e.g. `walmgr restore`): port,

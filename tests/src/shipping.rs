@@ -373,6 +373,16 @@ impl Shipping {
         standby
     }
 
+    /// A standby streaming from the master with `application_name`
+    /// ([`Cluster::streaming_standby_of`]), its log in the scenario's failure reports.
+    pub fn streaming_standby(&self, name: &str, application_name: &str) -> Cluster {
+        let standby =
+            Cluster::streaming_standby_of(&self.master, &self.dir, name, application_name);
+        self.context()
+            .log(&format!("server log of {name}"), &standby.log);
+        standby
+    }
+
     /// File names in completed_wals (without walmgr's temp files).
     pub fn archived(&self) -> BTreeSet<String> {
         list(&self.completed_wals)

@@ -3,6 +3,7 @@
 //! ```text
 //! master$ walmgr --ssh-keygen --init-master --slave standby
 //! standby$ walmgr --init-slave --ssh-add-key=/tmp/id_ed25519.pub
+//! standby$ walmgr ~/conf/wal-slave.toml --add-password=/tmp/replication-password
 //! ```
 //! Configs are written once and never overwritten (a DBA's edits outlive a second run);
 //! the master's key is installed restricted to walmgr's receiving end.
@@ -20,6 +21,7 @@ use crate::remote::ssh_target::SshTarget;
 use crate::setup::authorized_keys::{self, Added, PublicKey};
 use crate::setup::cluster_location::ClusterLocation;
 use crate::setup::init_config::{self, MasterInit, SlaveInit, MASTER_FILE, SLAVE_FILE};
+use crate::setup::pgpass;
 
 pub struct Options {
     pub init_master: bool,
@@ -32,8 +34,12 @@ pub struct Options {
     pub ssh_remove_key: Option<String>,
     pub primary_conninfo: Option<String>,
     /// `walmgr CONFIG --ssh-add-key=F`: the slave config the key's forced command uses
-    /// (default: the one --init-slave writes into --config-dir).
+    /// (default: the one --init-slave writes into --config-dir); `walmgr CONFIG
+    /// --add-password=F`: the slave config whose primary_conninfo the line is for.
     pub config: Option<PathBuf>,
+    /// A file whose first line is the replication password, for ~/.pgpass.
+    pub add_password: Option<PathBuf>,
+    pub remove_password: bool,
 }
 
 /// Does what the options ask; returns what to print on stdout (the public key, for one).
@@ -86,6 +92,21 @@ pub fn run(opts: &Options, walmgr: &Path, changes: &mut Changes) -> Result<Vec<S
     if let Some(which) = &opts.ssh_remove_key {
         remove_key(which, &home, changes)?;
     }
+    if opts.add_password.is_some() || opts.remove_password {
+        let conninfo = replication_conninfo(opts, &config_dir)?;
+        let user = pgpass::default_user()?;
+        let request = pgpass::Request {
+            home: &home,
+            conninfo: &conninfo,
+            default_user: &user,
+        };
+        if let Some(file) = &opts.add_password {
+            said.push(pgpass::add(&request, file, changes)?);
+        }
+        if opts.remove_password {
+            said.push(pgpass::remove(&request, changes)?);
+        }
+    }
     if opts.init_master {
         tracing::info!(
             "next: trust the standby's host key (check its fingerprint on the standby, then \
@@ -95,6 +116,34 @@ pub fn run(opts: &Options, walmgr: &Path, changes: &mut Changes) -> Result<Vec<S
         );
     }
     Ok(said)
+}
+
+/// The standby's primary_conninfo: `--primary-conninfo`, else the slave config's (the one
+/// given, else the one --init-slave writes into --config-dir).
+fn replication_conninfo(opts: &Options, config_dir: &Path) -> Result<String> {
+    if let Some(conninfo) = &opts.primary_conninfo {
+        return Ok(conninfo.clone());
+    }
+    let path = match &opts.config {
+        Some(path) => path.clone(),
+        None => config_dir.join(SLAVE_FILE),
+    };
+    if opts.config.is_none() && !path.is_file() {
+        return Err(Error::Usage(format!(
+            "--add-password and --remove-password need the primary's conninfo: give \
+             --primary-conninfo, or the standby's slave config (`walmgr SLAVE_CONFIG \
+             --add-password=FILE`); there is none at {}",
+            path.display()
+        )));
+    }
+    let config = Config::load(&path, &[])?;
+    config.primary_conninfo.ok_or_else(|| {
+        Error::refused(format!(
+            "{} has no primary_conninfo: the .pgpass line is for the connection it names; \
+             add it to the standby's slave config, or give --primary-conninfo",
+            path.display()
+        ))
+    })
 }
 
 /// Writes a new config; an existing one is kept (same text: nothing to do; other text: an
