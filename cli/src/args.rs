@@ -182,6 +182,11 @@ pub enum Command {
     /// It replays everything the archive holds first, however long that takes.
     Boot,
 
+    /// Slave: make slave_data a streaming standby of the master (pg_basebackup over the
+    /// replication protocol, primary_conninfo or --primary-conninfo), with walmgr's archive
+    /// as the fallback, and start it.
+    Createslave,
+
     /// Slave: pause replay.
     Pause,
 
@@ -246,6 +251,7 @@ impl Command {
             Command::Listbackups => "listbackups",
             Command::Restore { .. } => "restore",
             Command::Boot => "boot",
+            Command::Createslave => "createslave",
             Command::Sync => "sync",
             Command::Syncdaemon => "syncdaemon",
             Command::Periodic => "periodic",

@@ -140,6 +140,9 @@ fn run(cli: Cli, logfile: &logging::LogFile) -> Result<()> {
         Command::Syncdaemon => commands::shipping::syncdaemon(&mut ctx, cli.daemon),
         Command::Periodic => commands::shipping::periodic(&mut ctx),
         Command::SynchStandby { names } => commands::master::synch_standby(&mut ctx, names),
+        Command::Createslave => {
+            commands::standby::createslave(&mut ctx, cli.primary_conninfo.as_deref())
+        }
         Command::Pause => commands::standby::pause(&mut ctx),
         Command::Continue => commands::standby::resume(&mut ctx),
         Command::Xlock => commands::backups::xlock(&mut ctx),

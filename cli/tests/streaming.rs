@@ -340,3 +340,54 @@ fn a_standby_streams_with_the_password_add_password_wrote() {
             .contains("no password supplied")
     });
 }
+
+/// `pause` and `continue` hold back a standby that streams, not only archive replay
+/// (walmgr3's PAUSE file only stopped xrestore): rows committed after the pause stay out of
+/// sight until continue.
+#[test]
+fn pause_and_continue_hold_back_a_streaming_standby() {
+    let s = Shipping::new(WALMGR, &Pg::major(15), "stream-pause", &["--wal-segsize=1"]);
+    s.master
+        .execute("CREATE TABLE p (x int); INSERT INTO p VALUES (1)");
+    let standby = s.streaming_standby("standby", "s1");
+    let slave = s.dir.write(
+        "streaming-slave.toml",
+        format!(
+            "[walmgr]\nslave_data = \"{}\"\nwalmgr_data = \"{}\"\n",
+            standby.data.display(),
+            s.dir.join("walshipping").display()
+        ),
+    );
+    fs::create_dir_all(s.dir.join("walshipping/logs.complete")).unwrap();
+    walmgr_tests::chown_to_postgres(&s.dir.join("walshipping"));
+    walmgr_tests::chown_to_postgres(&s.dir.join("walshipping/logs.complete"));
+    let count = |c: &Cluster| c.query_one::<i64>("SELECT count(*) FROM p");
+    standby.wait_until("the standby streams the first row", WAIT, || {
+        count(&standby) == 1
+    });
+
+    s.walmgr().args([path(&slave), "pause"]).as_postgres().ok();
+    let paused: bool = standby.query_one("SELECT pg_is_wal_replay_paused()");
+    assert!(paused);
+    s.master
+        .execute("INSERT INTO p SELECT generate_series(2, 100)");
+    s.master
+        .wait_until("the paused standby has received the rows", WAIT, || {
+            s.master.query_one::<bool>(
+                "SELECT flush_lsn >= pg_current_wal_flush_lsn() FROM pg_stat_replication \
+             WHERE application_name = 's1'",
+            )
+        });
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        count(&standby),
+        1,
+        "rows committed after the pause are visible"
+    );
+
+    s.walmgr()
+        .args([path(&slave), "continue"])
+        .as_postgres()
+        .ok();
+    standby.wait_until("the rows after continue", WAIT, || count(&standby) == 100);
+}

@@ -24,6 +24,17 @@ pub fn restore(
     Ok(())
 }
 
+pub fn createslave(ctx: &mut Context, conninfo: Option<&str>) -> Result<()> {
+    let walmgr = std::env::current_exe().map_err(|e| Error::io("find", "walmgr binary", e))?;
+    walmgr_core::standby::createslave::createslave(
+        &ctx.config,
+        conninfo,
+        &walmgr,
+        &mut ctx.changes,
+    )?;
+    Ok(())
+}
+
 pub fn pause(ctx: &mut Context) -> Result<()> {
     let mut server = ctx.standby("pause")?;
     Ok(replay::pause(&ctx.config, &mut server, &mut ctx.changes)?)

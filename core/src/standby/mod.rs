@@ -4,6 +4,7 @@
 
 pub mod boot;
 pub mod cleanup;
+pub mod createslave;
 pub mod recovery;
 pub mod replay;
 pub mod restore;

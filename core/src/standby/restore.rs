@@ -156,7 +156,7 @@ fn read_label(set: &Path, full_backup: &Path) -> Result<BackupLabel> {
 }
 
 /// The old data directory goes aside (backup_datadir) or away.
-fn set_aside(data: &Path, keep: bool, changes: &mut Changes) -> Result<()> {
+pub(crate) fn set_aside(data: &Path, keep: bool, changes: &mut Changes) -> Result<()> {
     if !data.exists() {
         return Ok(());
     }

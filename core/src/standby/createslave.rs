@@ -1,0 +1,177 @@
+//! `createslave`: a streaming standby made from the master over the replication protocol.
+//! PostgreSQL's own `pg_basebackup` (from slave_bin) copies the data directory with the WAL
+//! streamed alongside; then the same steps as `restore`: the recovery settings, with
+//! primary_conninfo to stream and walmgr's archive (`xrestore`) as the fallback when
+//! streaming lags or the master's WAL is gone, standby.signal, and the start.
+//!
+//! The password is not walmgr's business here: libpq finds it in ~/.pgpass (see
+//! `--add-password`), never on a command line.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::archive::control::{Control, ControlFiles};
+use crate::backup::label::BackupLabel;
+use crate::changes::Changes;
+use crate::cluster;
+use crate::config::{Config, Role};
+use crate::conninfo::redacted;
+use crate::error::{Error, Result};
+use crate::os::{shell, users};
+use crate::standby::recovery;
+use crate::standby::restore::set_aside;
+use crate::standby::tablespaces;
+
+/// Makes slave_data a streaming standby of the master `primary_conninfo` names (or
+/// `conninfo`, from --primary-conninfo). `walmgr` goes into restore_command.
+pub fn createslave(
+    config: &Config,
+    conninfo: Option<&str>,
+    walmgr: &Path,
+    changes: &mut Changes,
+) -> Result<PathBuf> {
+    config.require_role(Role::Slave, "createslave")?;
+    let data = config
+        .required(&config.slave_data, "slave_data", "createslave")?
+        .clone();
+    let conninfo = match conninfo.or(config.primary_conninfo.as_deref()) {
+        Some(c) => c.to_string(),
+        None => return Err(config.missing("primary_conninfo", "createslave")),
+    };
+    let mapping = tablespaces::parse_mapping(config.tablespace_mapping.as_deref().unwrap_or(""))?;
+
+    if let Some(cmd) = config.slave_stop_cmd.as_deref() {
+        if cluster::running(&data).is_some() {
+            changes.apply(format!("run slave_stop_cmd: {cmd}"), || {
+                shell::run("slave_stop_cmd", cmd)
+            })?;
+        }
+    }
+    if cluster::running(&data).is_some() && !changes.is_dry_run() {
+        return Err(Error::refused(format!(
+            "a server is still running on {}: stop it (or set slave_stop_cmd) before createslave",
+            data.display()
+        )));
+    }
+    set_aside(&data, config.backup_datadir, changes)?;
+
+    let pg_basebackup = config.slave_bin.as_ref().map_or_else(
+        || PathBuf::from("pg_basebackup"),
+        |b| b.join("pg_basebackup"),
+    );
+    let mut args: Vec<String> = vec![
+        "-D".into(),
+        data.display().to_string(),
+        "-d".into(),
+        conninfo.clone(),
+        // WAL streamed alongside: the copy is consistent without the archive.
+        "-X".into(),
+        "stream".into(),
+        "-c".into(),
+        "fast".into(),
+        // Never a prompt: a password comes from ~/.pgpass.
+        "--no-password".into(),
+    ];
+    for (old, new) in &mapping {
+        args.push(format!(
+            "--tablespace-mapping={}={}",
+            escape_mapping(old),
+            escape_mapping(new)
+        ));
+    }
+    let shown = args
+        .iter()
+        .map(|a| {
+            if *a == conninfo {
+                redacted(a)
+            } else {
+                shell::quote(a)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    changes.apply(format!("run {} {shown}", pg_basebackup.display()), || {
+        run_as_owner(&pg_basebackup, &args, &data)
+    })?;
+
+    let config_path = config
+        .source
+        .canonicalize()
+        .map_err(|e| Error::io("resolve", &config.source, e))?;
+    let plan = recovery::plan(walmgr, &config_path, Some(&conninfo), None);
+    let what = format!(
+        "write {} and set {} in postgresql.auto.conf",
+        data.join(plan.signal_file).display(),
+        plan.settings
+            .iter()
+            .map(|(k, _)| *k)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    changes.apply(what, || recovery::write(&data, &plan))?;
+
+    let controls = ControlFiles::in_archive(&config.completed_wals);
+    if !changes.is_dry_run() {
+        // The archive must keep what the copy needs until its first restartpoint.
+        let label_path = data.join("backup_label");
+        if let Ok(text) = std::fs::read_to_string(&label_path) {
+            let label = BackupLabel::parse(&text, &label_path)?;
+            if config.completed_wals.is_dir() {
+                controls.record_restartpoint(label.start_segment, changes)?;
+            }
+        }
+    }
+    if config.completed_wals.is_dir() {
+        for control in [Control::Stop, Control::StopSeen, Control::Pause] {
+            controls.clear(control, changes)?;
+        }
+    }
+    match config.slave_start_cmd.as_deref() {
+        Some(cmd) => {
+            changes.apply(format!("run slave_start_cmd: {cmd}"), || {
+                shell::run("slave_start_cmd", cmd)
+            })?;
+        }
+        None => tracing::info!(
+            "created {}: start PostgreSQL there (slave_start_cmd is not set)",
+            data.display()
+        ),
+    }
+    Ok(data)
+}
+
+/// pg_basebackup's mapping escapes `=` in a path as `\=`.
+fn escape_mapping(path: &Path) -> String {
+    path.display().to_string().replace('=', "\\=")
+}
+
+/// Runs `program args` as the owner of where the data directory goes (root runs it as
+/// that user: a data directory must belong to the server's user), failing with what it
+/// printed, the connection string's password hidden.
+fn run_as_owner(program: &Path, args: &[String], data: &Path) -> Result<()> {
+    let mut cmd = if users::is_root() {
+        let owner = data
+            .parent()
+            .and_then(cluster::owner_name)
+            .unwrap_or_else(|| "postgres".into());
+        let mut c = Command::new("runuser");
+        c.args(["-u", &owner, "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    };
+    let out = cmd
+        .args(args)
+        .current_dir("/")
+        .output()
+        .map_err(|e| Error::io("run", program, e))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let said = String::from_utf8_lossy(&out.stderr);
+    Err(Error::CommandFailed {
+        what: "pg_basebackup".into(),
+        command: format!("{} -D {} ...", program.display(), data.display()),
+        status: format!("{}: {}", out.status, said.trim()),
+    })
+}
