@@ -127,7 +127,7 @@ pub fn rotate(
     while sets.len() >= keep_backups as usize {
         let Some(oldest) = sets.pop() else { break };
         if let Some(cmd) = archive_command {
-            let full = format!("{cmd} {}", oldest.path.display());
+            let full = format!("{cmd} {}", shell::quote(&oldest.path.to_string_lossy()));
             changes.apply(format!("run archive_command: {full}"), || {
                 shell::run(
                     "archive_command (the oldest backup is kept and rotation stops)",

@@ -86,7 +86,7 @@ impl Ssh {
         };
         let command = format!(
             "{} {} xserve",
-            config.slave_walmgr,
+            shell::quote(&config.slave_walmgr),
             shell::quote(&slave_config.to_string_lossy())
         );
         let mut peer_target = target.clone();

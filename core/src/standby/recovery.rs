@@ -6,7 +6,6 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::os::files::give_to_owner_of;
-use crate::setup::server_settings::quote_literal;
 
 /// A point-in-time target for `restore`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,7 +44,10 @@ pub fn plan(
     primary_conninfo: Option<&str>,
     target: Option<&Target>,
 ) -> RecoveryPlan {
-    let cmd = |sub: &str| format!("{} {} {sub}", walmgr.display(), slave_config.display());
+    // A shell runs these, and PostgreSQL first replaces %f, %p, %r and %%: every path is
+    // quoted for the one and has its % doubled for the other.
+    let word = |p: &Path| crate::os::shell::quote(&p.to_string_lossy()).replace('%', "%%");
+    let cmd = |sub: &str| format!("{} {} {sub}", word(walmgr), word(slave_config));
     let mut settings = vec![
         ("archive_mode", "off".to_string()),
         // The copy is not the master: its walmgr (if preloaded) ships nothing until a
@@ -98,9 +100,15 @@ pub fn with_settings(current: &str, settings: &[(&str, String)]) -> String {
         .collect();
     out.push_str("# walmgr restore\n");
     for (name, value) in settings {
-        out.push_str(&format!("{name} = {}\n", quote_literal(value)));
+        out.push_str(&format!("{name} = {}\n", conf_literal(value)));
     }
     out
+}
+
+/// A value as postgresql.conf (and .auto.conf) reads it: quotes doubled, and backslashes
+/// too, since the config file parser takes `\` as an escape (unlike SQL's standard strings).
+pub fn conf_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
 }
 
 /// Applies `plan` to the data directory `data`.
@@ -146,6 +154,31 @@ mod tests {
             "{auto}"
         );
         assert!(auto.contains("primary_conninfo = 'host=m'"), "{auto}");
+    }
+
+    #[test]
+    fn paths_with_spaces_quotes_and_percent_signs_reach_walmgr_intact() {
+        let p = plan(
+            Path::new("/opt/wal mgr/bin/walmgr"),
+            Path::new("/etc/it's 100%/slave.toml"),
+            None,
+            None,
+        );
+        let restore = &p
+            .settings
+            .iter()
+            .find(|(k, _)| *k == "restore_command")
+            .unwrap()
+            .1;
+        assert_eq!(
+            restore,
+            r"'/opt/wal mgr/bin/walmgr' '/etc/it'\''s 100%%/slave.toml' xrestore %f %p %r"
+        );
+    }
+
+    #[test]
+    fn config_file_values_double_quotes_and_backslashes() {
+        assert_eq!(conf_literal(r"a'b\c"), r"'a''b\\c'");
     }
 
     #[test]

@@ -106,7 +106,11 @@ pub fn restore(
         data.join(plan.signal_file).display(),
         plan.settings
             .iter()
-            .map(|(k, v)| format!("{k} = '{v}'"))
+            .map(|(k, v)| match *k {
+                // A plan is printed (-n) and logged: the password stays out of it.
+                "primary_conninfo" => format!("{k} = '{}'", crate::conninfo::redacted(v)),
+                _ => format!("{k} = '{v}'"),
+            })
             .collect::<Vec<_>>()
             .join(", ")
     );
@@ -407,6 +411,25 @@ mod tests {
         .to_string();
         assert!(err.contains("a server is still running"), "{err}");
         assert!(s.path("walshipping/data.master/backup_label").exists());
+    }
+
+    #[test]
+    fn the_plan_never_shows_the_replication_password() {
+        let s = scene("primary_conninfo = \"host=m user=rep password=s3cret\"");
+        let mut changes = Changes::new(true);
+        restore(
+            &s.config,
+            Path::new("/w"),
+            &Request::default(),
+            &mut changes,
+        )
+        .unwrap();
+        let plan = changes.described().join("\n");
+        assert!(
+            plan.contains("primary_conninfo = 'host=m user=rep password=***'"),
+            "{plan}"
+        );
+        assert!(!plan.contains("s3cret"), "{plan}");
     }
 
     #[test]
