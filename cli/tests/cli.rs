@@ -667,3 +667,26 @@ fn add_password_takes_primary_conninfo_from_the_command_line_and_names_what_is_m
         "m:6000:replication:rep:s3cret\n"
     );
 }
+
+/// `xlock` holds the backup lock for a DBA's script after walmgr itself has exited: the
+/// next taker is refused until `xrelease`, even though the pid that took it is gone.
+#[test]
+fn xlock_holds_until_xrelease_though_its_process_is_gone() {
+    let s0 = setup();
+    let lock = s0.root.join("walshipping/logs.complete/BACKUPLOCK");
+    let first = walmgr(&[s(&s0.slave), "xlock"]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert!(lock.exists());
+    let second = walmgr(&[s(&s0.slave), "xlock"]);
+    assert_eq!(second.status.code(), Some(1));
+    assert!(
+        text(&second.stderr).contains("held until xrelease"),
+        "{}",
+        text(&second.stderr)
+    );
+    let release = walmgr(&[s(&s0.slave), "xrelease"]);
+    assert!(release.status.success(), "{}", text(&release.stderr));
+    assert!(!lock.exists());
+    let again = walmgr(&[s(&s0.slave), "xlock"]);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+}

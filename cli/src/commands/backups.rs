@@ -38,9 +38,7 @@ pub fn listbackups(ctx: &mut Context) -> Result<()> {
 
 pub fn xlock(ctx: &mut Context) -> Result<()> {
     let dir = standby_side(&ctx.config, "xlock")?.completed_wals;
-    if let Some(guard) = lock::take(&dir, "xlock", &mut ctx.changes)? {
-        guard.keep();
-    }
+    lock::take_until_release(&dir, &mut ctx.changes)?;
     Ok(())
 }
 

@@ -26,6 +26,9 @@ pub struct Holder {
     /// holder from a new process that got the same pid.
     pub started: u64,
     pub what: String,
+    /// Held until `xrelease` says so, whatever becomes of the process that took it (`xlock`
+    /// takes the lock for a DBA's script, and exits).
+    pub until_release: bool,
 }
 
 impl Holder {
@@ -37,13 +40,30 @@ impl Holder {
             pid,
             started: process::start_time(pid).unwrap_or(0),
             what: what.to_string(),
+            until_release: false,
+        }
+    }
+
+    /// A holder that holds until `xrelease`: no pid check judges it dead.
+    pub fn until_release(what: &str) -> Holder {
+        Holder {
+            until_release: true,
+            ..Holder::me(what)
         }
     }
 
     fn encode(&self) -> String {
         format!(
-            "host={}\npid={}\nstarted={}\nwhat={}\n",
-            self.host, self.pid, self.started, self.what
+            "host={}\npid={}\nstarted={}\nwhat={}\n{}",
+            self.host,
+            self.pid,
+            self.started,
+            self.what,
+            if self.until_release {
+                "until=xrelease\n"
+            } else {
+                ""
+            }
         )
     }
 
@@ -58,13 +78,14 @@ impl Holder {
             pid: field("pid")?.parse().ok()?,
             started: field("started")?.parse().ok()?,
             what: field("what").unwrap_or_default(),
+            until_release: field("until").as_deref() == Some("xrelease"),
         })
     }
 
     /// Alive means: on this host, the pid exists and started when the holder did. A holder
     /// on another host cannot be checked from here and counts as alive.
     pub fn is_alive(&self) -> bool {
-        if self.host != host_name() {
+        if self.until_release || self.host != host_name() {
             return true;
         }
         match process::start_time(self.pid) {
@@ -76,7 +97,11 @@ impl Holder {
 
 impl std::fmt::Display for Holder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} (pid {} on {})", self.what, self.pid, self.host)
+        if self.until_release {
+            write!(f, "{} (on {}, held until xrelease)", self.what, self.host)
+        } else {
+            write!(f, "{} (pid {} on {})", self.what, self.pid, self.host)
+        }
     }
 }
 
@@ -149,6 +174,7 @@ fn publish(dir: &Path, path: &Path, draft: &Path) -> Result<Taken> {
                     pid: 0,
                     started: 0,
                     what: "an unreadable lock".into(),
+                    until_release: false,
                 }));
             }
             Err(e) => return Err(Error::io("create", path, e)),
@@ -223,7 +249,18 @@ impl Drop for LockGuard {
 /// Takes BACKUPLOCK in `dir` (the standby's completed_wals) for this process, doing
 /// `what`; a dead holder's lock is taken over with a warning. None in a dry run.
 pub fn take(dir: &Path, what: &str, changes: &mut Changes) -> Result<Option<LockGuard>> {
-    let me = Holder::me(what);
+    take_as(dir, Holder::me(what), changes)
+}
+
+/// `xlock`: takes BACKUPLOCK until `xrelease`, for a DBA's script.
+pub fn take_until_release(dir: &Path, changes: &mut Changes) -> Result<()> {
+    if let Some(guard) = take_as(dir, Holder::until_release("xlock"), changes)? {
+        guard.keep();
+    }
+    Ok(())
+}
+
+fn take_as(dir: &Path, me: Holder, changes: &mut Changes) -> Result<Option<LockGuard>> {
     let taken = changes.apply(
         format!("take backup lock {}", lock_path(dir).display()),
         || acquire(dir, &me),
@@ -257,6 +294,7 @@ fn read_holder(path: &Path) -> Result<Option<Holder>> {
                     "unreadable lock content {:?}",
                     text.chars().take(60).collect::<String>()
                 ),
+                until_release: false,
             }))
             // An unreadable lock (e.g. walmgr3's empty file) has no checkable holder: stale.
             .filter(|h| h.pid != 0)),
@@ -284,6 +322,24 @@ mod tests {
     }
 
     #[test]
+    fn an_xlock_outlives_its_process_until_xrelease() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut dead = Holder::until_release("xlock");
+        dead.pid = 999_999_999;
+        dead.started = 1;
+        assert_eq!(acquire(dir.path(), &dead).unwrap(), Taken::Free);
+        let err = acquire(dir.path(), &Holder::me("backup"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("held until xrelease"), "{err}");
+        assert_eq!(force_release(dir.path()).unwrap(), Some(dead));
+        assert_eq!(
+            acquire(dir.path(), &Holder::me("backup")).unwrap(),
+            Taken::Free
+        );
+    }
+
+    #[test]
     fn a_dead_holders_lock_is_taken_over() {
         let dir = tempfile::tempdir().unwrap();
         let mut child = std::process::Command::new("true").spawn().unwrap();
@@ -294,6 +350,7 @@ mod tests {
             pid,
             started: 1,
             what: "backup".into(),
+            until_release: false,
         };
         fs::write(dir.path().join(LOCK_FILE), dead.encode()).unwrap();
         let taken = acquire(dir.path(), &Holder::me("backup")).unwrap();

@@ -113,7 +113,9 @@ pub enum Added {
 
 /// The authorized_keys line for the master's key.
 pub fn restricted_line(key: &PublicKey, forced_command: &str) -> String {
-    let command = forced_command.replace('\\', "\\\\").replace('"', "\\\"");
+    // sshd takes only \" as an escape inside command="...": a backslash before anything else
+    // stays as it is, so doubling backslashes would run a different command.
+    let command = forced_command.replace('"', "\\\"");
     format!("restrict,command=\"{command}\" {key}")
 }
 

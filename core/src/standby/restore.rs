@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::archive::control::{Control, ControlFiles};
+use crate::archive::lock;
 use crate::backup::{catalog, datadir, label::BackupLabel};
 use crate::changes::Changes;
 use crate::cluster;
@@ -70,6 +71,12 @@ pub fn restore(
         )));
     }
 
+    // No backup may rotate or remove the set while it is moved or copied.
+    let _lock = if config.completed_wals.is_dir() {
+        lock::take(&config.completed_wals, "restore", changes)?
+    } else {
+        None
+    };
     set_aside(&data, config.backup_datadir, changes)?;
     if moving {
         changes.apply(
@@ -208,12 +215,25 @@ fn link_pg_wal(data: &Path, target: &Path, changes: &mut Changes) -> Result<()> 
     let pg_wal = data.join("pg_wal");
     changes.apply(
         format!(
-            "replace {} by a symlink to {}",
+            "replace {} by a symlink to {} (emptied of an earlier standby's WAL)",
             pg_wal.display(),
             target.display()
         ),
         || {
             fs::remove_dir_all(&pg_wal).map_err(|e| Error::io("remove", &pg_wal, e))?;
+            // What an earlier standby left there (segments, history files, archive_status
+            // of perhaps another timeline) must not be replayed by this one.
+            if target.is_dir() {
+                for entry in fs::read_dir(target).map_err(|e| Error::io("list", target, e))? {
+                    let path = entry.map_err(|e| Error::io("list", target, e))?.path();
+                    let removed = if path.is_dir() {
+                        fs::remove_dir_all(&path)
+                    } else {
+                        fs::remove_file(&path)
+                    };
+                    removed.map_err(|e| Error::io("remove", &path, e))?;
+                }
+            }
             create_private_dir(&target.join("archive_status"))?;
             std::os::unix::fs::symlink(target, &pg_wal)
                 .map_err(|e| Error::io("symlink", &pg_wal, e))?;
