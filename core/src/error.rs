@@ -158,4 +158,9 @@ impl Error {
     pub fn is_not_found(&self) -> bool {
         matches!(self, Error::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
     }
+
+    /// True when a peer stayed silent longer than `network_timeout`.
+    pub fn is_timed_out(&self) -> bool {
+        matches!(self, Error::Io { source, .. } if source.kind() == io::ErrorKind::TimedOut)
+    }
 }

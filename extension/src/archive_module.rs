@@ -29,9 +29,17 @@ thread_local! {
     static LOADED: RefCell<Option<Loaded>> = const { RefCell::new(None) };
 }
 
+/// At a fast shutdown the postmaster tells the archiver to finish only once the shutdown
+/// checkpoint is written, by a flag this module cannot see; pg_control says the same.
+/// Every server process runs in its data directory.
+fn server_stopping() -> bool {
+    walmgr_core::cluster::shutting_down(Path::new("."))
+}
+
 fn with_transport<T>(
     work: impl FnOnce(&mut dyn Transport) -> Result<T, String>,
 ) -> Result<T, String> {
+    remote::when_stopping(server_stopping);
     let path = settings::config_path().ok_or_else(|| {
         "walmgr.config is not set (run `walmgr <master config> setup`)".to_string()
     })?;

@@ -9,6 +9,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use pgrx::bgworkers::{
@@ -45,6 +46,9 @@ pub fn register() {
 #[no_mangle]
 pub extern "C-unwind" fn walmgr_shipper_main(_arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    // The postmaster sends SIGTERM at shutdown and waits for this worker before the
+    // shutdown checkpoint: a silent standby must not hold it up for network_timeout.
+    walmgr_core::remote::when_stopping(stop_asked);
     let mut host = WorkerHost {
         source: InProcess { last_flush: 0 },
         timeline: 0,
@@ -60,6 +64,16 @@ pub extern "C-unwind" fn walmgr_shipper_main(_arg: pg_sys::Datum) {
     // postmaster starts nothing anyway.
     // SAFETY: ends this process the way PostgreSQL expects of a background worker.
     unsafe { pg_sys::proc_exit(1) };
+}
+
+/// SIGTERM, kept: pgrx's flag resets when read, and both the shipping loop and the
+/// transport (waiting on a silent standby) ask.
+fn stop_asked() -> bool {
+    static ASKED: AtomicBool = AtomicBool::new(false);
+    if BackgroundWorker::sigterm_received() {
+        ASKED.store(true, Ordering::Relaxed);
+    }
+    ASKED.load(Ordering::Relaxed)
 }
 
 struct WorkerHost {
@@ -93,7 +107,7 @@ impl Host for WorkerHost {
     fn wait(&mut self, timeout: Duration) -> Wake {
         let deadline = Instant::now() + timeout;
         loop {
-            if BackgroundWorker::sigterm_received() {
+            if stop_asked() {
                 return Wake::Stop;
             }
             if BackgroundWorker::sighup_received() {

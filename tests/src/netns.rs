@@ -51,6 +51,14 @@ const LINK: Ipv4Addr = Ipv4Addr::new(169, 254, 77, 0);
 const LINK_PREFIX: u8 = 30;
 const MASTER_ADDR: Ipv4Addr = Ipv4Addr::new(169, 254, 77, 1);
 const STANDBY_ADDR: Ipv4Addr = Ipv4Addr::new(169, 254, 77, 2);
+/// The link's interface in the master host and in the standby host.
+const MASTER_IF: &str = "to-standby";
+const STANDBY_IF: &str = "to-master";
+/// nftables (Debian package nftables) and tc (iproute2), for the link's faults.
+const NFT: &str = "/usr/sbin/nft";
+const TC: &str = "/usr/sbin/tc";
+/// The nftables table a cut link is made of.
+const FAULT_TABLE: &str = "walmgr_fault";
 /// How long teardown keeps killing what runs in a namespace before it gives up.
 const KILL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -187,8 +195,7 @@ impl TwoHosts {
         let (m, s) = (&hosts.master, &hosts.standby);
         // Both ends are created inside their namespaces: the root namespace never holds
         // either, not even for a moment.
-        let m_if = "to-standby";
-        let s_if = "to-master";
+        let (m_if, s_if) = (MASTER_IF, STANDBY_IF);
         hosts.ip(&[
             "link", "add", "name", m_if, "netns", &m.netns, "type", "veth", "peer", "name", s_if,
             "netns", &s.netns,
@@ -208,6 +215,68 @@ impl TwoHosts {
     /// Both namespace names, master first.
     pub fn names(&self) -> [String; 2] {
         [self.master.netns.clone(), self.standby.netns.clone()]
+    }
+
+    /// From now on every packet between the two hosts is silently dropped (nftables, in
+    /// both hosts): what a master that lost power or a firewall that forgot the session
+    /// looks like to the other end. No FIN, no RST: each side's connection stays open and
+    /// hears nothing. [`TwoHosts::restore_link`] ends it.
+    pub fn cut_link(&self) {
+        for (host, interface) in self.interfaces() {
+            let rules = format!(
+                "add table inet {FAULT_TABLE}; \
+                 add chain inet {FAULT_TABLE} input {{ type filter hook input priority 0; policy accept; }}; \
+                 add rule inet {FAULT_TABLE} input iifname \"{interface}\" drop"
+            );
+            self.fault(host, &[NFT, &rules]);
+        }
+    }
+
+    /// Undoes [`TwoHosts::cut_link`]: packets flow again, connections that survived resume.
+    pub fn restore_link(&self) {
+        for (host, _) in self.interfaces() {
+            self.fault(host, &[NFT, &format!("delete table inet {FAULT_TABLE}")]);
+        }
+    }
+
+    /// Each host sends at most `rate` onto the link (`tc` token bucket, e.g. "20mbit"), so a
+    /// transfer lasts long enough to be caught in the middle. [`TwoHosts::unlimit_link`].
+    pub fn limit_link(&self, rate: &str) {
+        for (host, interface) in self.interfaces() {
+            self.fault(
+                host,
+                &[
+                    TC, "qdisc", "add", "dev", interface, "root", "tbf", "rate", rate, "burst",
+                    "64kb", "latency", "400ms",
+                ],
+            );
+        }
+    }
+
+    pub fn unlimit_link(&self) {
+        for (host, interface) in self.interfaces() {
+            self.fault(host, &[TC, "qdisc", "del", "dev", interface, "root"]);
+        }
+    }
+
+    fn interfaces(&self) -> [(&Host, &'static str); 2] {
+        [(&self.master, MASTER_IF), (&self.standby, STANDBY_IF)]
+    }
+
+    /// Runs a fault-injection program in `host`, panicking with its report on failure.
+    fn fault(&self, host: &Host, command: &[&str]) {
+        assert!(
+            Path::new(command[0]).exists(),
+            "{} not found (install the Debian packages nftables and iproute2)",
+            command[0]
+        );
+        if let Err(report) = TestCommand::new(command[0])
+            .args(&command[1..])
+            .on(host)
+            .try_ok()
+        {
+            panic!("fault injection in the {} host failed\n{report}", host.role);
+        }
     }
 
     /// Runs `ip args`, panicking with the report and the namespaces' names on failure.

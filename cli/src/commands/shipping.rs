@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use walmgr_core::config::{Config, Role};
@@ -160,9 +160,18 @@ impl Signals {
         };
         register(signal_hook::consts::SIGHUP, &reload)?;
         register(signal_hook::consts::SIGINT, &stop)?;
+        // Asked to stop, the last ship does not wait network_timeout on a silent standby.
+        let _ = STOP_ASKED.set(Arc::clone(&stop));
+        walmgr_core::remote::when_stopping(|| {
+            STOP_ASKED
+                .get()
+                .is_some_and(|stop| stop.load(Ordering::Relaxed))
+        });
         Ok(Signals { reload, stop })
     }
 }
+
+static STOP_ASKED: OnceLock<Arc<AtomicBool>> = OnceLock::new();
 
 struct DaemonHost {
     config_path: PathBuf,

@@ -9,10 +9,12 @@
 //! anything but an xserve request is refused before a byte is read.
 
 use std::io::{self, BufReader};
+use std::time::Duration;
 
 use walmgr_core::archive::partial::PartialStore;
 use walmgr_core::archive::store::ArchiveStore;
 use walmgr_core::config::Role;
+use walmgr_core::os::timed_read::TimedRead;
 use walmgr_core::remote;
 use walmgr_core::remote::wire::Receiver;
 use walmgr_core::wal::WalFileName;
@@ -44,7 +46,11 @@ pub fn run(ctx: &mut Context) -> Result<()> {
         dirs: remote::slave_dirs(&ctx.config),
         standby: Some(ctx.config.clone()),
     };
-    let stdin = io::stdin().lock();
+    // A master that vanished without closing the connection must not hold this session's
+    // locks until TCP keepalive gives up: every read waits at most network_timeout.
+    let limit = Duration::from_secs_f64(ctx.config.network_timeout);
+    let stdin = TimedRead::new(io::stdin(), limit, "the master")
+        .map_err(|e| Error::io("read", "stdin", e))?;
     let stdout = io::stdout().lock();
     let served = receiver.serve(BufReader::with_capacity(1 << 20, stdin), stdout)?;
     tracing::debug!("xserve: {served} file(s) received");

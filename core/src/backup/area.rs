@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::os::files::{create_private_dir, give_to_owner_of};
 
-pub trait BackupArea {
+pub trait BackupArea: Send {
     /// One line for messages: the directory, and the host when it is remote.
     fn describe(&self) -> String;
     /// Takes the backup lock for `what` and prepares staging (a complete copy a killed
@@ -36,6 +36,11 @@ pub trait BackupArea {
     fn put_config(&mut self, name: &str, contents: &[u8], changes: &mut Changes) -> Result<()>;
     /// Drops the staged copy after a failure; the lock goes with it.
     fn abort(&mut self);
+    /// True when the area is a session that gives up a silent peer (a remote standby):
+    /// while the master waits on its server, [`BackupArea::keep_alive`] must speak.
+    fn has_session(&self) -> bool;
+    /// One round trip that tells the other end this side is still there.
+    fn keep_alive(&mut self) -> Result<()>;
 }
 
 /// The area in directories of this host, as the standby's config names them.
@@ -177,5 +182,13 @@ impl BackupArea for LocalArea {
         // The server ends the backup when its session goes; only our copy is left to drop.
         let _ = fs::remove_dir_all(&self.staging);
         self.lock = None;
+    }
+
+    fn has_session(&self) -> bool {
+        false
+    }
+
+    fn keep_alive(&mut self) -> Result<()> {
+        Ok(())
     }
 }

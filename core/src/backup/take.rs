@@ -7,6 +7,9 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread;
+use std::time::Duration;
 
 use crate::backup::area::BackupArea;
 use crate::backup::catalog;
@@ -63,10 +66,14 @@ pub fn take(
     area.begin(&format!("backup from the {}", from.name()), changes)?;
 
     let label = format!("walmgr {}", config.job_name.as_deref().unwrap_or("backup"));
-    changes.apply(
+    let started = changes.apply(
         format!("SELECT pg_backup_start('{label}', fast => true)"),
-        || server.backup_start(&label),
-    )?;
+        || keeping_alive(area, || server.backup_start(&label)),
+    );
+    if let Err(e) = started {
+        area.abort();
+        return Err(e);
+    }
 
     let options = CopyOptions {
         keep_symlinks: config.keep_symlinks,
@@ -87,7 +94,7 @@ pub fn take(
     }
 
     let stopped = changes.apply("SELECT pg_backup_stop(wait_for_archive => true)", || {
-        server.backup_stop()
+        keeping_alive(area, || server.backup_stop())
     });
     let stopped = match stopped {
         Ok(stopped) => stopped,
@@ -126,6 +133,36 @@ pub fn take(
         area.put_config(&name, &contents, changes)?;
     }
     Ok((!changes.is_dry_run()).then_some(set))
+}
+
+/// How often a waiting master speaks to the standby; well under the least network_timeout.
+const KEEP_ALIVE_EVERY: Duration = Duration::from_secs(5);
+
+/// Runs `work`, a server call that may take minutes (the checkpoint of pg_backup_start,
+/// pg_backup_stop waiting for the last segment to be archived), while the area's session
+/// is kept alive: a standby gives up a session silent for network_timeout, and with it
+/// the backup.
+fn keeping_alive<T>(area: &mut dyn BackupArea, work: impl FnOnce() -> Result<T>) -> Result<T> {
+    if !area.has_session() {
+        return work();
+    }
+    let (done, stop) = mpsc::channel::<()>();
+    thread::scope(|s| {
+        let speaker = s.spawn(move || loop {
+            match stop.recv_timeout(KEEP_ALIVE_EVERY) {
+                Err(RecvTimeoutError::Timeout) => area.keep_alive()?,
+                _ => return Ok(()),
+            }
+        });
+        let result = work();
+        drop(done);
+        let alive = speaker
+            .join()
+            .unwrap_or_else(|_| Err(Error::refused("the keep-alive thread panicked")));
+        // The server's answer first: a session that died meanwhile fails the next step.
+        let value = result?;
+        alive.map(|_| value)
+    })
 }
 
 /// backup_label as pg_backup_stop() returned it, and what walmgr keeps beside it.

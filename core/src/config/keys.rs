@@ -181,6 +181,10 @@ config_keys! {
     // Text, not Path: a path on the slave host, where `~` is for the slave's shell to expand.
     /// Path of walmgr on the slave; default `walmgr` (found through the slave's PATH).
     slave_walmgr: Text => String = "walmgr",
+    /// How long one end of an SSH session waits on a silent peer before giving the session
+    /// up: the master for the standby's reply, the standby (xserve) for the master's next
+    /// bytes. It bounds how long a vanished peer can hold a lock.
+    network_timeout: Seconds => f64 = 120.0,
 }
 
 /// Names skytools' config class predefined for interpolation. A walmgr3 `.ini` file may

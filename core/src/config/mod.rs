@@ -229,6 +229,18 @@ impl Config {
             ));
         }
 
+        if v.network_timeout.is_some_and(|t| t < 10.0) {
+            return Err(Error::config(
+                origins
+                    .get("network_timeout")
+                    .cloned()
+                    .unwrap_or_else(|| Origin::File(source.to_path_buf())),
+                Some("network_timeout"),
+                "must be at least 10 seconds: a shorter wait gives up on a peer that is \
+                 merely busy (an fsync of a segment, a checkpoint)",
+            ));
+        }
+
         if v.ssh_known_hosts.is_none() {
             v.ssh_known_hosts = Some(match system::home_dir() {
                 Some(home) => home.join(".ssh/known_hosts"),

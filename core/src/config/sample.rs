@@ -130,6 +130,8 @@ keep_symlinks        = true
 #ssh_identity         = "~/.ssh/id_ed25519"
 #ssh_known_hosts      = "~/.ssh/known_hosts"
 #slave_walmgr         = "walmgr"
+# seconds to wait on a silent standby before the session is given up and retried
+#network_timeout      = 120
 "#;
 
 /// The native form of [`MANUAL_SLAVE_INI`], printed by `walmgr --ini`.
@@ -169,4 +171,7 @@ archive_command      = ""
 # primary database connect string for hot standby -- enabling
 # this will cause the slave to be started in hot standby mode.
 #primary_conninfo     = "host=master port=5432 user=postgres"
+
+# seconds xserve waits on a silent master before it gives the session (and its locks) up
+#network_timeout      = 120
 "#;

@@ -507,6 +507,17 @@ fn wrong_type_names_key_and_line() {
         "[walmgr]\nwalmgr_data = \"/w\"\nloop_delay = \"soon\"\n",
     ));
     assert!(e.contains("test.toml:3: key 'loop_delay'"), "{e}");
+    let e = err_text(toml(
+        "[walmgr]\nwalmgr_data = \"/w\"\nnetwork_timeout = 5\n",
+    ));
+    assert!(
+        e.starts_with(
+            "/etc/walmgr/test.toml:3: key 'network_timeout': must be at least 10 seconds"
+        ),
+        "{e}"
+    );
+    let c = toml("[walmgr]\nwalmgr_data = \"/w\"\n").unwrap();
+    assert_eq!(c.network_timeout, 120.0);
     let e = err_text(toml("[walmgr]\nwalmgr_data = \"/w\"\nloop_delay = -1.0\n"));
     assert!(e.contains("test.toml:3: key 'loop_delay'"), "{e}");
     let e = err_text(toml(
@@ -732,7 +743,7 @@ fn every_key_in_the_table_reaches_config() {
             Kind::Text => ("\"one\"", "\"other\""),
             Kind::Path => ("\"/one\"", "\"/other\""),
             Kind::Bool => ("true", "false"),
-            Kind::Seconds => ("1.5", "2"),
+            Kind::Seconds => ("10.5", "20"),
             Kind::Count => ("1", "2"),
         };
         let load = |value| {

@@ -5,4 +5,5 @@ pub mod files;
 pub mod pidfile;
 pub mod process;
 pub mod shell;
+pub mod timed_read;
 pub mod users;

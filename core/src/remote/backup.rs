@@ -44,6 +44,11 @@ impl Receiving {
         }
     }
 
+    /// True between `begin` and `finish`: the session holds the backup lock.
+    pub fn in_progress(&self) -> bool {
+        self.area.is_some()
+    }
+
     /// Serves one request; Some(reply line) for those that are answered. Err only when the
     /// stream broke or does not follow the protocol.
     pub fn request(
@@ -96,6 +101,10 @@ impl Receiving {
                 Ok(None)
             }
             "check" => Ok(Some(self.answer(|_| Ok(json!(null))))),
+            // The master waits on its server (a checkpoint, the archiving of the last
+            // segment): this keeps the session from looking silent. A kept failure waits
+            // for the next real answer.
+            "alive" => Ok(Some("OK null".to_owned())),
             "put" => {
                 let result = with_body(input, len, encoding, |body| {
                     let mut contents = Vec::new();
@@ -357,5 +366,13 @@ impl BackupArea for RemoteArea {
 
     fn abort(&mut self) {
         let _ = self.ask(json!({"op": "abort"}), None);
+    }
+
+    fn has_session(&self) -> bool {
+        true
+    }
+
+    fn keep_alive(&mut self) -> Result<()> {
+        self.ask(json!({"op": "alive"}), None).map(|_| ())
     }
 }

@@ -14,6 +14,7 @@ pub use local::Local;
 pub use ssh::Ssh;
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use crate::archive::store::Stored;
 use crate::changes::Changes;
@@ -32,6 +33,19 @@ pub trait Transport: Send {
     fn archive(&mut self, name: &WalFileName, src: &Path, changes: &mut Changes) -> Result<Stored>;
     /// Writes in-progress WAL of `segment` from `offset` on durably into partial_wals.
     fn ship_partial(&mut self, segment: &SegmentName, offset: u64, bytes: &[u8]) -> Result<()>;
+}
+
+static STOPPING: OnceLock<fn() -> bool> = OnceLock::new();
+
+/// The process hosting walmgr (the server's archiver, its shipping worker) says how to
+/// tell that the server is shutting down: then a silent standby is given up after a few
+/// seconds rather than network_timeout, so that `pg_ctl stop` is not held up by it.
+pub fn when_stopping(check: fn() -> bool) {
+    let _ = STOPPING.set(check);
+}
+
+fn stopping() -> bool {
+    STOPPING.get().is_some_and(|check| check())
 }
 
 /// The directories `setup` creates on the standby, in creation order.

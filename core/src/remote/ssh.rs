@@ -9,6 +9,8 @@ use std::fs;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ssh2::{CheckResult, HashType, HostKeyType, KnownHostFileKind, MethodType, Session};
@@ -23,15 +25,22 @@ use crate::os::{shell, users as system};
 use crate::remote::wire::{Client, Encoding};
 use crate::wal::name::{SegmentName, WalFileName};
 
+/// TCP connect, SSH handshake and login, each.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-/// Longest wait for any one step, including the standby's fsync of a 1 GB segment.
-const IO_TIMEOUT_MS: u32 = 120_000;
+/// The same while the server shuts down, when nothing may hold pg_ctl stop up for long.
+const CONNECT_TIMEOUT_STOPPING: Duration = Duration::from_secs(3);
+/// How long libssh2 blocks in one call on an open session; between slices walmgr judges
+/// the silence (network_timeout, or a server shutting down).
+const SLICE_MS: u32 = 1_000;
+/// At server shutdown a standby silent this long is given up, not network_timeout.
+const STOPPING_PATIENCE: Duration = Duration::from_secs(3);
 /// How long a dying session may take to tell us why it died.
 const POSTMORTEM_TIMEOUT_MS: u32 = 2_000;
 /// A session idle this long is probed before it carries a file: a firewall or NAT may have
-/// dropped it silently, and a file sent into a dead connection waits IO_TIMEOUT for nothing.
+/// dropped it silently, and a file sent into a dead connection waits network_timeout for
+/// nothing. The standby closes a session idle for its own network_timeout anyway.
 const IDLE_PROBE_AFTER: Duration = Duration::from_secs(60);
-const PROBE_TIMEOUT_MS: u32 = 10_000;
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// In libssh2, AES-CTR and ChaCha20 move data equally fast and AES-GCM slower (bench/
 /// archive.sh measures them); all are in OpenSSH's default list.
 const CIPHERS: &str = "aes128-ctr,aes256-ctr,aes128-gcm@openssh.com,aes256-gcm@openssh.com,\
@@ -46,6 +55,9 @@ type Requests = BufWriter<ChannelWriter>;
 
 pub struct Ssh {
     target: SshTarget,
+    network_timeout: Duration,
+    /// The last session was given up because the standby fell silent.
+    silent: bool,
     user: String,
     identity: Option<PathBuf>,
     known_hosts: PathBuf,
@@ -59,7 +71,18 @@ struct Connection {
     session: Session,
     channel: ssh2::Channel,
     client: Client<Replies, Requests>,
+    patience: Arc<Patience>,
+    /// The session's TCP connection, to cut it under libssh2 when the standby fell
+    /// silent: its goodbyes (channel close, free) then fail at once instead of waiting.
+    socket: TcpStream,
     last_used: Instant,
+}
+
+impl Connection {
+    /// Drops a session whose standby fell silent without a word to it.
+    fn abandon(self) {
+        let _ = self.socket.shutdown(std::net::Shutdown::Both);
+    }
 }
 
 impl Ssh {
@@ -94,6 +117,8 @@ impl Ssh {
         Ok(Ssh {
             peer: format!("ssh:{peer_target}"),
             target,
+            network_timeout: Duration::from_secs_f64(config.network_timeout),
+            silent: false,
             user,
             identity: config.ssh_identity.clone(),
             known_hosts: config.ssh_known_hosts.clone(),
@@ -115,27 +140,46 @@ impl Ssh {
         if let Some(conn) = self.conn.as_mut() {
             if conn.last_used.elapsed() > IDLE_PROBE_AFTER {
                 // One cheap round trip; a dead session is replaced, not trusted.
-                conn.session.set_timeout(PROBE_TIMEOUT_MS);
+                conn.patience.set_limit(PROBE_TIMEOUT);
                 let alive = conn.client.dirs(false).is_ok();
-                conn.session.set_timeout(IO_TIMEOUT_MS);
+                conn.patience.set_limit(self.network_timeout);
                 if !alive {
                     self.conn = None;
                 }
             }
         }
         if self.conn.is_none() {
+            if self.silent && super::stopping() {
+                return Err(self.err(
+                    "the server is shutting down and the standby fell silent at the last \
+                     attempt; walmgr does not wait on it again now (what is not archived \
+                     stays ready for the next start)",
+                ));
+            }
             self.conn = Some(self.connect()?);
+            self.silent = false;
         }
         let conn = self.conn.as_mut().expect("just connected");
         conn.last_used = Instant::now();
         Ok(conn)
     }
 
+    fn connect_timeout() -> Duration {
+        if super::stopping() {
+            CONNECT_TIMEOUT_STOPPING
+        } else {
+            CONNECT_TIMEOUT
+        }
+    }
+
     fn connect(&self) -> Result<Connection> {
         let tcp = self.dial()?;
+        let socket = tcp
+            .try_clone()
+            .map_err(|e| self.err(format!("cannot keep the connection's socket: {e}")))?;
         let mut session = Session::new().map_err(|e| self.err(format!("libssh2: {e}")))?;
         session.set_tcp_stream(tcp);
-        session.set_timeout(IO_TIMEOUT_MS);
+        session.set_timeout(Self::connect_timeout().as_millis() as u32);
         session
             .method_pref(MethodType::HostKey, HOST_KEY_TYPES)
             .and_then(|_| session.method_pref(MethodType::CryptCs, CIPHERS))
@@ -153,16 +197,26 @@ impl Ssh {
         channel
             .exec(&self.command)
             .map_err(|e| self.err(format!("could not run {:?}: {e}", self.command)))?;
-        let replies = BufReader::with_capacity(64 << 10, ChannelReader(channel.stream(0)));
-        let requests = BufWriter::with_capacity(BUFFER, ChannelWriter(channel.stream(0)));
+        session.set_timeout(SLICE_MS);
+        let patience = Arc::new(Patience::new(self.network_timeout));
+        let replies =
+            BufReader::with_capacity(64 << 10, ChannelReader(channel.stream(0), patience.clone()));
+        let requests =
+            BufWriter::with_capacity(BUFFER, ChannelWriter(channel.stream(0), patience.clone()));
         let client = match Client::start(&self.peer, replies, requests, self.encoding) {
             Ok(client) => client,
+            Err(e) if patience.gave_up() => {
+                let _ = socket.shutdown(std::net::Shutdown::Both);
+                return Err(e);
+            }
             Err(e) => return Err(self.postmortem(&session, &mut channel, e)),
         };
         Ok(Connection {
             session,
             channel,
             client,
+            patience,
+            socket,
             last_used: Instant::now(),
         })
     }
@@ -174,7 +228,7 @@ impl Ssh {
             .collect();
         let mut last = None;
         for addr in addrs {
-            match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+            match TcpStream::connect_timeout(&addr, Self::connect_timeout()) {
                 Ok(tcp) => {
                     // Requests are small lines waiting for a reply: never hold them back.
                     let _ = tcp.set_nodelay(true);
@@ -299,9 +353,15 @@ impl Ssh {
         Error::Remote { peer, message }
     }
 
-    /// Drops a broken session, keeping whatever it said about why.
+    /// Drops a broken session, keeping whatever it said about why (a silent standby says
+    /// nothing: it is not asked).
     fn lose(&mut self, error: Error) -> Error {
         match self.conn.take() {
+            Some(conn) if conn.patience.gave_up() => {
+                self.silent = true;
+                conn.abandon();
+                error
+            }
             Some(mut conn) => self.postmortem(&conn.session, &mut conn.channel, error),
             None => error,
         }
@@ -356,6 +416,11 @@ impl Transport for Ssh {
     }
 
     fn check(&mut self) -> Result<()> {
+        // At shutdown the archiver's last round is not the moment to dial a standby that
+        // may be gone: each file's own attempt reports what happens.
+        if super::stopping() {
+            return Ok(());
+        }
         self.connected().map(|_| ())
     }
 
@@ -385,8 +450,8 @@ impl Transport for Ssh {
         let stored = changes.apply(what, || match self.put_once(name, src) {
             // A session idle since the last segment may have been closed by the standby
             // or a firewall: one fresh session gets one more try. Re-sending is safe, as
-            // identical content is success.
-            Err(_) if reused && self.conn.is_none() => self.put_once(name, src),
+            // identical content is success. Not after silence: that waited long enough.
+            Err(_) if reused && self.conn.is_none() && !self.silent => self.put_once(name, src),
             other => other,
         })?;
         Ok(stored.unwrap_or(Stored::Written))
@@ -396,7 +461,9 @@ impl Transport for Ssh {
         let reused = self.conn.is_some();
         match self.partial_once(segment, offset, bytes) {
             // As for archive: one fresh session gets one more try after an idle one broke.
-            Err(_) if reused && self.conn.is_none() => self.partial_once(segment, offset, bytes),
+            Err(_) if reused && self.conn.is_none() && !self.silent => {
+                self.partial_once(segment, offset, bytes)
+            }
             other => other,
         }
     }
@@ -405,29 +472,92 @@ impl Transport for Ssh {
 impl Drop for Ssh {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
-            conn.session.set_timeout(POSTMORTEM_TIMEOUT_MS);
-            let _ = conn.client.bye();
+            if conn.patience.gave_up() {
+                conn.abandon();
+            } else {
+                conn.patience
+                    .set_limit(Duration::from_millis(POSTMORTEM_TIMEOUT_MS.into()));
+                let _ = conn.client.bye();
+            }
+        }
+    }
+}
+
+/// How long the session waits on a silent standby: network_timeout of silence in one
+/// read or write, or a few seconds once the server is shutting down.
+struct Patience {
+    limit_ms: AtomicU64,
+    gave_up: AtomicBool,
+}
+
+impl Patience {
+    fn new(limit: Duration) -> Patience {
+        Patience {
+            limit_ms: AtomicU64::new(limit.as_millis() as u64),
+            gave_up: AtomicBool::new(false),
+        }
+    }
+
+    fn set_limit(&self, limit: Duration) {
+        self.limit_ms
+            .store(limit.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn gave_up(&self) -> bool {
+        self.gave_up.load(Ordering::Relaxed)
+    }
+
+    /// Repeats `step` (one libssh2 call, blocking at most SLICE_MS) while the standby is
+    /// silent and waiting on it is still reasonable. A call that timed out left libssh2
+    /// where a non-blocking call returning EAGAIN leaves it, so calling again resumes it.
+    fn wait<T>(&self, silence: &str, mut step: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+        let started = Instant::now();
+        loop {
+            match step() {
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                    let silent = started.elapsed();
+                    let limit = Duration::from_millis(self.limit_ms.load(Ordering::Relaxed));
+                    let why = if silent >= limit {
+                        format!("(network_timeout is {} s)", limit.as_secs_f64().round())
+                    } else if silent >= STOPPING_PATIENCE && super::stopping() {
+                        "while the server is shutting down".to_owned()
+                    } else {
+                        continue;
+                    };
+                    self.gave_up.store(true, Ordering::Relaxed);
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!(
+                            "the standby {silence} for {} s {why}; the session is given up",
+                            silent.as_secs_f64().round()
+                        ),
+                    ));
+                }
+                other => return other,
+            }
         }
     }
 }
 
 /// Reads replies from the channel's stdout.
-struct ChannelReader(ssh2::Stream);
+struct ChannelReader(ssh2::Stream, Arc<Patience>);
 
 impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.read(buf)
+        let (stream, patience) = (&mut self.0, &self.1);
+        patience.wait("answered nothing", || stream.read(buf))
     }
 }
 
 /// Writes requests to the channel's stdin. Its flush does nothing on purpose: libssh2's
 /// "flush" discards unread *incoming* data (a reply could be lost), and a blocking
 /// channel write has already handed every byte to the connection.
-struct ChannelWriter(ssh2::Stream);
+struct ChannelWriter(ssh2::Stream, Arc<Patience>);
 
 impl Write for ChannelWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf)
+        let (stream, patience) = (&mut self.0, &self.1);
+        patience.wait("took no data", || stream.write(buf))
     }
 
     fn flush(&mut self) -> io::Result<()> {

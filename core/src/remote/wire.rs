@@ -115,8 +115,16 @@ impl Receiver {
 
         let mut served = 0;
         loop {
-            let Some(line) = read_line(&mut input)? else {
-                return Ok(served);
+            let line = match read_line(&mut input) {
+                Ok(Some(line)) => line,
+                Ok(None) => return Ok(served),
+                // Idle between files, a session holds nothing: closing it is routine, and
+                // the master opens a new one for its next file.
+                Err(e) if e.is_timed_out() && !backup.in_progress() => {
+                    tracing::debug!("xserve: {e}");
+                    return Ok(served);
+                }
+                Err(e) => return Err(e),
             };
             let answer = match line.split(' ').collect::<Vec<_>>().as_slice() {
                 ["BYE"] => return Ok(served),

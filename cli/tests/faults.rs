@@ -1,0 +1,310 @@
+//! Faults a DBA meets at 3 a.m., injected into real clusters on two hosts (network
+//! namespaces joined by a veth pair): each test names the fault, checks that nothing was
+//! lost, and that walmgr recovered by itself once the fault was gone.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use walmgr_tests::shipping::{Shipping, WAIT};
+use walmgr_tests::{Cluster, Pg};
+
+/// The walmgr Cargo built for this test run.
+const WALMGR: &str = env!("CARGO_BIN_EXE_walmgr");
+/// Both ends give a silent peer up after this (the least walmgr accepts).
+const NETWORK_TIMEOUT: &str = "network_timeout = 10";
+
+/// A two-host scenario whose ends give a silent peer up after 10 s, set up, with a table
+/// whose rows fill segments quickly, and everything up to now archived.
+fn silent_peer_scenario(pg: &Pg, label: &str) -> Shipping {
+    let s = Shipping::two_hosts(WALMGR, pg, label, &[], NETWORK_TIMEOUT);
+    append_line(&s.slave_config, NETWORK_TIMEOUT);
+    s.setup();
+    s.master
+        .execute("CREATE TABLE t (id int PRIMARY KEY, pad text)");
+    s.switch_and_wait();
+    s
+}
+
+fn append_line(file: &Path, line: &str) {
+    let mut f = OpenOptions::new().append(true).open(file).unwrap();
+    writeln!(f, "{line}").unwrap();
+}
+
+/// Rows `from..=to` of about 1 kB each: 20,000 of them are more than one 16 MB segment.
+fn insert_rows(master: &Cluster, from: i32, to: i32) {
+    master.execute(&format!(
+        "INSERT INTO t SELECT g, repeat(md5(g::text), 32) FROM generate_series({from}, {to}) g"
+    ));
+}
+
+/// walmgr's temp files in `dir`: a file being received, under its lock.
+fn temp_files(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".walmgr-tmp"))
+        .collect()
+}
+
+/// The pids of `walmgr SLAVE_CONFIG xserve` processes alive on this machine.
+fn xserve_pids(slave_config: &Path) -> Vec<i32> {
+    let config = slave_config.to_string_lossy();
+    fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let args: Vec<String> = cmdline
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            args.iter().any(|a| a == config.as_ref()) && args.iter().any(|a| a == "xserve")
+        })
+        .collect()
+}
+
+/// Fills segments with the link limited, and cuts it once the standby is receiving one:
+/// a temp file under its lock in completed_wals. Returns the temp file names.
+fn cut_link_mid_segment(s: &Shipping) -> Vec<String> {
+    let hosts = s.hosts();
+    hosts.limit_link("12mbit");
+    insert_rows(&s.master, 1, 40_000);
+    s.master.switch_wal();
+    let mut receiving = Vec::new();
+    s.master
+        .wait_until("the standby receives a segment", WAIT, || {
+            receiving = temp_files(&s.completed_wals);
+            !receiving.is_empty()
+        });
+    hosts.cut_link();
+    receiving
+}
+
+/// Packets between the hosts silently dropped in the middle of a segment: the standby's
+/// xserve hears nothing, gives the session up within network_timeout and with it the lock
+/// and the half-received temp file (before the fix it waited for TCP keepalive, about two
+/// hours, and every retry met "another walmgr is writing"). The master's archiver gives up
+/// too, and says why. Once the link is back, archiving resumes by itself: every segment
+/// arrives whole and identical, and a standby replays every committed row.
+#[test]
+fn a_link_gone_silent_mid_segment_frees_the_standby_and_archiving_resumes() {
+    let s = silent_peer_scenario(&Pg::major(15), "fault-silent-link");
+    let receiving = cut_link_mid_segment(&s);
+    let cut = Instant::now();
+    assert!(!xserve_pids(&s.slave_config).is_empty());
+
+    s.master.wait_until(
+        "the standby gives the silent session up: xserve gone, temp file removed",
+        Duration::from_secs(60),
+        || xserve_pids(&s.slave_config).is_empty() && temp_files(&s.completed_wals).is_empty(),
+    );
+    let freed_after = cut.elapsed();
+    assert!(
+        freed_after >= Duration::from_secs(9),
+        "xserve ended {freed_after:?} after the cut, before network_timeout: something else \
+         ended it (receiving {receiving:?})"
+    );
+    let mut error = String::new();
+    s.master.wait_until(
+        "the master's archiver reports the silent standby",
+        Duration::from_secs(60),
+        || {
+            error = s.status().2.unwrap_or_default();
+            error.contains("network_timeout")
+        },
+    );
+    assert!(
+        error.contains("the standby took no data")
+            || error.contains("the standby answered nothing"),
+        "{error}"
+    );
+
+    s.hosts().restore_link();
+    s.hosts().unlimit_link();
+    insert_rows(&s.master, 40_001, 41_000);
+    let last = s.switch_and_wait();
+    s.assert_archive_complete_up_to(&last);
+    assert_eq!(temp_files(&s.completed_wals), Vec::<String>::new());
+
+    let standby = s.standby("standby");
+    standby.wait_until("the standby replays every row", WAIT, || {
+        standby.try_connect().is_ok()
+            && standby.query_one::<i64>("SELECT count(*) FROM t") == 41_000
+    });
+}
+
+/// `pg_ctl stop -m fast` while the standby went silent in the middle of a segment, on
+/// PostgreSQL 15 (archive module API of 15) and 18: the shipping worker and the archiver
+/// give the standby up within seconds once the server is stopping, so the stop completes
+/// in under 15 s, not network_timeout per attempt. Nothing is lost: after a start with the
+/// link back, every segment is archived and identical.
+fn fast_stop_with_a_silent_standby(major: u32) {
+    let s = silent_peer_scenario(&Pg::major(major), &format!("fault-stop-silent-{major}"));
+    cut_link_mid_segment(&s);
+    // Long enough that archiver and worker are both blocked on the silent standby.
+    std::thread::sleep(Duration::from_secs(4));
+
+    let started = Instant::now();
+    s.master.stop();
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(15),
+        "pg_ctl stop -m fast took {took:?} with a silent standby\n{}",
+        s.master.log_tail(40)
+    );
+    let log = s.master.log_tail(200);
+    assert!(
+        log.contains("the server is shutting down"),
+        "the log does not say why archiving gave up:\n{log}"
+    );
+
+    s.hosts().restore_link();
+    s.hosts().unlimit_link();
+    s.master.start();
+    let last = s.switch_and_wait();
+    s.assert_archive_complete_up_to(&last);
+}
+
+#[test]
+fn fast_stop_with_a_silent_standby_completes_in_seconds_15() {
+    fast_stop_with_a_silent_standby(15);
+}
+
+#[test]
+fn fast_stop_with_a_silent_standby_completes_in_seconds_18() {
+    fast_stop_with_a_silent_standby(18);
+}
+
+/// `walmgr master.toml backup` as postgres in the master host, in the background.
+fn spawn_backup_on_master_host(s: &Shipping, extra_args: &[&str]) -> Child {
+    Command::new("/usr/sbin/ip")
+        .args(["netns", "exec", &s.hosts().master.netns])
+        .args(["runuser", "-u", "postgres", "--"])
+        .arg(s.walmgr_bin())
+        .arg(&s.master_config)
+        .args(extra_args)
+        .arg("backup")
+        .current_dir("/tmp")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn walmgr backup")
+}
+
+fn backup_output(child: Child) -> (bool, String) {
+    let out = child.wait_with_output().expect("wait for walmgr backup");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// A remote backup whose pg_backup_stop waits longer than the standby's network_timeout
+/// (archiving of the backup's last segment is broken meanwhile): the master keeps its
+/// session alive while it waits, so the standby does not give the backup up as silent,
+/// and the backup completes once archiving is repaired.
+#[test]
+fn a_remote_backup_waiting_on_pg_backup_stop_longer_than_network_timeout_completes() {
+    let s = silent_peer_scenario(&Pg::major(15), "fault-backup-wait");
+    insert_rows(&s.master, 1, 1_000);
+    let text = fs::read_to_string(&s.master_config).unwrap();
+    let key = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ssh_identity = "))
+        .expect("ssh_identity in master.toml")
+        .trim_matches('"')
+        .to_owned();
+    // The archiver (which reads master.toml again when it changes) loses its key; the
+    // backup is given it on the command line.
+    fs::write(
+        &s.master_config,
+        text.replace(
+            &format!("ssh_identity = \"{key}\""),
+            "ssh_identity = \"/nonexistent/key\"",
+        ),
+    )
+    .unwrap();
+    let backup = spawn_backup_on_master_host(&s, &["--set", &format!("ssh_identity={key}")]);
+
+    let waiting_since = {
+        let mut since = None;
+        s.master
+            .wait_until("the backup waits in pg_backup_stop", WAIT, || {
+                let waiting: i64 = s.master.query_one(
+                    "SELECT count(*) FROM pg_stat_activity \
+                 WHERE state = 'active' AND query LIKE '%pg_backup_stop%' \
+                   AND pid <> pg_backend_pid()",
+                );
+                if waiting > 0 {
+                    since = Some(Instant::now());
+                }
+                waiting > 0
+            });
+        since.unwrap()
+    };
+    std::thread::sleep(Duration::from_secs(15));
+    assert!(waiting_since.elapsed() > Duration::from_secs(10));
+    assert!(
+        !xserve_pids(&s.slave_config).is_empty(),
+        "the standby gave the waiting backup's session up"
+    );
+
+    fs::write(&s.master_config, text).unwrap();
+    insert_rows(&s.master, 1_001, 2_000);
+    s.master.switch_wal();
+    let (ok, out) = backup_output(backup);
+    assert!(ok, "the backup failed:\n{out}");
+    assert!(out.contains("backup from the master done"), "{out}");
+    assert!(s.dir.join("walshipping/data.master/backup_label").exists());
+}
+
+/// The master host goes silent in the middle of a remote backup's copy: the standby's
+/// xserve gives the session up within network_timeout, dropping the staged copy and the
+/// backup lock (before, both stayed until TCP keepalive gave up, hours later, and every
+/// backup meanwhile found the lock taken); the master's backup fails by itself, saying
+/// why. With the link back, the next backup succeeds.
+#[test]
+fn a_remote_backup_cut_off_silently_frees_the_standby_and_the_next_one_succeeds() {
+    let s = silent_peer_scenario(&Pg::major(15), "fault-backup-cut");
+    s.master.pgbench(&["-i", "-s", "10", "-q"]);
+    let staging = s.dir.join("walshipping/data.master.inprogress");
+    let lock = s.completed_wals.join("BACKUPLOCK");
+    s.hosts().limit_link("40mbit");
+
+    let backup = spawn_backup_on_master_host(&s, &[]);
+    s.master
+        .wait_until("the standby stages the backup", WAIT, || {
+            staging.join("base").exists()
+        });
+    s.hosts().cut_link();
+    let cut = Instant::now();
+
+    let (ok, out) = backup_output(backup);
+    assert!(!ok, "a backup over a silent link succeeded:\n{out}");
+    assert!(out.contains("network_timeout"), "{out}");
+    s.master.wait_until(
+        "the standby drops the silent backup's copy and lock",
+        Duration::from_secs(60),
+        || !staging.exists() && !lock.exists() && xserve_pids(&s.slave_config).is_empty(),
+    );
+    assert!(
+        cut.elapsed() >= Duration::from_secs(9),
+        "{:?}",
+        cut.elapsed()
+    );
+    assert!(!s.dir.join("walshipping/data.master/backup_label").exists());
+
+    s.hosts().restore_link();
+    s.hosts().unlimit_link();
+    let (ok, out) = backup_output(spawn_backup_on_master_host(&s, &[]));
+    assert!(ok, "the backup after the link came back failed:\n{out}");
+    assert!(s.dir.join("walshipping/data.master/backup_label").exists());
+    assert!(!lock.exists());
+}
