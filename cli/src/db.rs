@@ -7,13 +7,14 @@ use std::path::Path;
 use std::str::FromStr;
 
 use postgres::{Client, Config, NoTls};
-use walmgr_core::conninfo::redacted;
+use walmgr_core::conninfo::Conninfo;
 use walmgr_core::{cluster, Error};
 
-pub fn connect(conninfo: &str) -> Result<Client, Error> {
-    let shown = redacted(conninfo);
-    let mut config =
-        Config::from_str(conninfo).map_err(|e| server_error(format!("master_db {shown:?}"), &e))?;
+pub fn connect(conninfo: &Conninfo) -> Result<Client, Error> {
+    // Displayed, a Conninfo hides its password.
+    let shown = conninfo.to_string();
+    let mut config = Config::from_str(conninfo.expose())
+        .map_err(|e| server_error(format!("master_db {shown:?}"), &e))?;
     if config.get_hosts().is_empty() {
         let host = env::var("PGHOST").unwrap_or_else(|_| "/var/run/postgresql".into());
         for h in host.split(',') {

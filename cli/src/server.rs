@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use postgres::Client;
+use walmgr_core::conninfo::Conninfo;
 use walmgr_core::server::{
     ArchiveStatus, BackupSource, BackupStop, Flush, Master, ServerState, Standby, SyncReplication,
     WalSource, Walsender,
@@ -23,7 +24,7 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn master(conninfo: &str) -> Result<Connection> {
+    pub fn master(conninfo: &Conninfo) -> Result<Connection> {
         Ok(Connection {
             client: db::connect(conninfo)?,
         })
@@ -302,14 +303,14 @@ impl Standby for LocalStandby {
 /// The master's WAL as `syncdaemon` sees it: the flush position over a connection (made
 /// again after the master restarted), the bytes from master_data's pg_wal.
 pub struct SqlWal {
-    conninfo: String,
+    conninfo: Conninfo,
     client: Option<Client>,
 }
 
 impl SqlWal {
-    pub fn new(conninfo: &str) -> SqlWal {
+    pub fn new(conninfo: &Conninfo) -> SqlWal {
         SqlWal {
-            conninfo: conninfo.to_string(),
+            conninfo: conninfo.clone(),
             client: None,
         }
     }

@@ -2,6 +2,38 @@
 //! error or a plan) and reads them (the keywords `--add-password` takes from
 //! primary_conninfo).
 
+use std::fmt;
+
+/// A libpq connection string that may hold a password. Display and Debug show it with the
+/// password hidden, so a config, an error or a log line that formats one cannot leak it;
+/// only [`Conninfo::expose`] gives the text to whoever connects or writes it into a
+/// server's configuration.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Conninfo(String);
+
+impl Conninfo {
+    pub fn new(text: impl Into<String>) -> Conninfo {
+        Conninfo(text.into())
+    }
+
+    /// The whole string, password included: for libpq and postgresql.auto.conf only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Conninfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redacted(&self.0))
+    }
+}
+
+impl fmt::Debug for Conninfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Conninfo({:?})", redacted(&self.0))
+    }
+}
+
 /// The keywords of a conninfo, in order, in either of libpq's forms: `key=value ...`
 /// (values unquoted or single-quoted, `\` escaping the next character) or a
 /// `postgresql://user:secret@host:port/dbname?key=value` URI (percent-decoded; its parts
@@ -215,6 +247,29 @@ fn redact_uri(uri: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_config_formatted_any_way_hides_its_passwords() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.toml");
+        std::fs::write(
+            &path,
+            "[walmgr]\nmaster_data = \"/d\"\nwalmgr_data = \"/w\"\n\
+             master_db = \"host=m password=s3cr3t dbname=postgres\"\n\
+             primary_conninfo = \"postgresql://rep:t0ps3cr3t@m/postgres\"\n",
+        )
+        .unwrap();
+        let config = crate::config::Config::load(&path, &[]).unwrap();
+        let debug = format!("{config:?} {config:#?}");
+        assert!(
+            !debug.contains("s3cr3t") && !debug.contains("t0ps3cr3t"),
+            "{debug}"
+        );
+        assert!(debug.contains("password=***"), "{debug}");
+        let master_db = config.master_db.as_ref().unwrap();
+        assert_eq!(master_db.to_string(), "host=m password=*** dbname=postgres");
+        assert_eq!(master_db.expose(), "host=m password=s3cr3t dbname=postgres");
+    }
 
     #[test]
     fn a_password_never_shows_in_any_form_of_conninfo() {

@@ -20,8 +20,9 @@ use walmgr_core::Error;
 use super::Context;
 use crate::error::Result;
 use crate::server::{Connection, SqlWal};
+use walmgr_core::conninfo::Conninfo;
 
-fn master_parts(ctx: &Context, command: &str) -> Result<(String, PathBuf)> {
+fn master_parts(ctx: &Context, command: &str) -> Result<(Conninfo, PathBuf)> {
     ctx.config.require_role(Role::Master, command)?;
     let conninfo = ctx
         .config
@@ -176,7 +177,7 @@ static STOP_ASKED: OnceLock<Arc<AtomicBool>> = OnceLock::new();
 struct DaemonHost {
     config_path: PathBuf,
     overrides: Vec<(String, String)>,
-    conninfo: String,
+    conninfo: Conninfo,
     data: PathBuf,
     source: Option<SqlWal>,
     signals: Signals,

@@ -10,8 +10,10 @@ use crate::error::{Error, Origin, Result};
 /// How a key's text is turned into a typed value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Kind {
-    /// Free text (names, connection strings, shell commands).
+    /// Free text (names, shell commands).
     Text,
+    /// A libpq connection string: text whose password is never shown.
+    Conninfo,
     /// A local path: `~` at the start expands to a home directory.
     Path,
     Bool,
@@ -24,7 +26,7 @@ pub(super) enum Kind {
 impl Kind {
     pub(super) fn describe(self) -> &'static str {
         match self {
-            Kind::Text => "a string",
+            Kind::Text | Kind::Conninfo => "a string",
             Kind::Path => "a path (string)",
             Kind::Bool => "a boolean (true/false, yes/no, on/off, 1/0)",
             Kind::Seconds => "a non-negative number of seconds",
@@ -45,6 +47,7 @@ impl Kind {
 ///   by the time the field is filled.
 macro_rules! config_keys {
     (@value Text) => { String };
+    (@value Conninfo) => { crate::conninfo::Conninfo };
     (@value Path) => { PathBuf };
     (@value Bool) => { bool };
     (@value Seconds) => { f64 };
@@ -133,7 +136,7 @@ config_keys! {
     pidfile: Path => Option<PathBuf>,
     use_skylog: Bool => bool = false,
 
-    master_db: Text => Option<String>,
+    master_db: Conninfo => Option<crate::conninfo::Conninfo>,
     master_data: Path => Option<PathBuf>,
     master_config: Path => Option<PathBuf>,
     master_bin: Path => Option<PathBuf>,
@@ -169,7 +172,7 @@ config_keys! {
     backup_datadir: Bool => bool = true,
     keep_backups: Count => u32 = 0,
     archive_command: Text => Option<String>,
-    primary_conninfo: Text => Option<String>,
+    primary_conninfo: Conninfo => Option<crate::conninfo::Conninfo>,
     /// Where restore puts the master's tablespaces on this host: `OLDDIR=NEWDIR` pairs,
     /// separated by commas (`\,` and `\=` for the characters themselves), as
     /// pg_basebackup's --tablespace-mapping. Unmapped ones go to the master's path.

@@ -107,6 +107,7 @@ struct RawEntry {
 /// A value after typing.
 enum Typed {
     Text(String),
+    Conninfo(crate::conninfo::Conninfo),
     Path(PathBuf),
     Bool(bool),
     Seconds(f64),
@@ -320,6 +321,7 @@ fn to_typed(key: &str, kind: Kind, value: RawValue, origin: &Origin) -> Result<O
     }
     let typed = match (kind, &value) {
         (Kind::Text, RawValue::Str(s)) => Typed::Text(s.clone()),
+        (Kind::Conninfo, RawValue::Str(s)) => Typed::Conninfo(crate::conninfo::Conninfo::new(s)),
         (Kind::Path, RawValue::Str(s)) => Typed::Path(
             system::expand_tilde(s).map_err(|m| Error::config(origin.clone(), Some(key), m))?,
         ),

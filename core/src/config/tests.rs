@@ -47,7 +47,10 @@ fn manual_master_sample_parses_verbatim() {
     assert_eq!(c.logfile, Some(home().join("log/wal-master.log")));
     assert_eq!(c.pidfile, Some(home().join("pid/wal-master.pid")));
     assert!(c.use_skylog);
-    assert_eq!(c.master_db.as_deref(), Some("dbname=my_db"));
+    assert_eq!(
+        c.master_db.as_ref().map(|c| c.expose()),
+        Some("dbname=my_db")
+    );
     assert_eq!(
         c.master_data,
         Some(PathBuf::from("/var/lib/postgresql/9.1/main"))
@@ -323,7 +326,7 @@ fn ini_syntax() {
     assert_eq!(c.walmgr_data, Some(PathBuf::from("/srv/wal")));
     assert_eq!(c.slave_walmgr, "/opt/walmgr");
     assert_eq!(
-        c.primary_conninfo.as_deref(),
+        c.primary_conninfo.as_ref().map(|c| c.expose()),
         Some("host=a # not a comment")
     );
     assert_eq!(c.periodic_command.as_deref(), Some("first\nsecond\nthird"));
@@ -740,7 +743,7 @@ fn every_key_in_the_table_reaches_config() {
     };
     for &(key, kind) in keys::KEYS {
         let (one, other) = match kind {
-            Kind::Text => ("\"one\"", "\"other\""),
+            Kind::Text | Kind::Conninfo => ("\"one\"", "\"other\""),
             Kind::Path => ("\"/one\"", "\"/other\""),
             Kind::Bool => ("true", "false"),
             Kind::Seconds => ("10.5", "20"),

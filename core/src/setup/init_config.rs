@@ -193,7 +193,7 @@ mod tests {
         assert_eq!(m.role, Role::Master);
         assert_eq!(m.slave.as_deref(), Some("postgres@standby:2222"));
         assert_eq!(
-            m.master_db.as_deref(),
+            m.master_db.as_ref().map(|c| c.expose()),
             Some("host='/tmp/pg sock' port=5433 dbname=postgres")
         );
         assert_eq!(m.ssh_identity, Some("/home/pg/.ssh/id_ed25519".into()));
@@ -216,7 +216,10 @@ mod tests {
                  /home/pg/log/postgresql.log -w -o '\"-p\" \"5433\" \"-k\" \"/tmp/pg sock\"' start"
             )
         );
-        assert_eq!(s.primary_conninfo.as_deref(), Some("host=master user=rep"));
+        assert_eq!(
+            s.primary_conninfo.as_ref().map(|c| c.expose()),
+            Some("host=master user=rep")
+        );
         assert_eq!(
             s.completed_wals,
             PathBuf::from("/home/pg/walshipping/logs.complete")

@@ -137,7 +137,8 @@ fn replication_conninfo(opts: &Options, config_dir: &Path) -> Result<String> {
         )));
     }
     let config = Config::load(&path, &[])?;
-    config.primary_conninfo.ok_or_else(|| {
+    let conninfo = config.primary_conninfo.map(|c| c.expose().to_owned());
+    conninfo.ok_or_else(|| {
         Error::refused(format!(
             "{} has no primary_conninfo: the .pgpass line is for the connection it names; \
              add it to the standby's slave config, or give --primary-conninfo",

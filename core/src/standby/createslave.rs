@@ -15,7 +15,7 @@ use crate::backup::label::BackupLabel;
 use crate::changes::Changes;
 use crate::cluster;
 use crate::config::{Config, Role};
-use crate::conninfo::redacted;
+use crate::conninfo::{redacted, Conninfo};
 use crate::error::{Error, Result};
 use crate::os::{shell, users};
 use crate::standby::recovery;
@@ -34,7 +34,8 @@ pub fn createslave(
     let data = config
         .required(&config.slave_data, "slave_data", "createslave")?
         .clone();
-    let conninfo = match conninfo.or(config.primary_conninfo.as_deref()) {
+    let configured = config.primary_conninfo.as_ref().map(Conninfo::expose);
+    let conninfo = match conninfo.or(configured) {
         Some(c) => c.to_string(),
         None => return Err(config.missing("primary_conninfo", "createslave")),
     };

@@ -11,6 +11,7 @@ use crate::backup::{catalog, datadir, label::BackupLabel};
 use crate::changes::Changes;
 use crate::cluster;
 use crate::config::{Config, Role};
+use crate::conninfo::Conninfo;
 use crate::error::{Error, Result};
 use crate::os::files::{create_private_dir, give_to_owner_of};
 use crate::os::shell;
@@ -105,7 +106,7 @@ pub fn restore(
     let plan = recovery::plan(
         walmgr,
         &config_path,
-        config.primary_conninfo.as_deref(),
+        config.primary_conninfo.as_ref().map(Conninfo::expose),
         request.target.as_ref(),
     );
     let what = format!(
