@@ -57,6 +57,7 @@ if [ "$WALMGR_BENCH_RELEASE" = 1 ]; then
 fi
 build_cli --release
 export WALMGR_BENCH_CLI=$REPO/target/release/walmgr
+export WALMGR_BENCH_TARGET=$REPO/target
 
 # The sshd of the SSH variants (the harness starts its own, on a free port).
 if [ ! -x /usr/sbin/sshd ]; then

@@ -41,11 +41,15 @@
 //!
 //! Environment: WALMGR_BENCH_CLI, the walmgr binary of the scenarios (master_restart_cmd,
 //! the standby's xserve; required); WALMGR_BENCH_MAJORS (default "15,18"); WALMGR_BENCH_RELEASE=0
-//! says the installed walmgr.so was not rebuilt for the run; WALMGR_KEEP_TEST_DIRS keeps the
-//! bench directories (servers stopped).
+//! says the installed walmgr.so was not rebuilt for the run (otherwise each major's
+//! walmgr.so must be identical to WALMGR_BENCH_TARGET/pgrx-NN/release/libwalmgr.so, the
+//! checkout's target dir by default, before its masters start, and the workers measured
+//! must map that file, or the report says so: see build.rs); WALMGR_KEEP_TEST_DIRS keeps
+//! the bench directories (servers stopped).
 //! Exit status 0 when the run completed (targets met or not: this is a measurement), 101
 //! when the set-up or a measurement failed (the panic says what; servers are torn down).
 
+mod build;
 mod cpu;
 mod masters;
 mod measure;
@@ -57,9 +61,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use walmgr_bench::{catch_signals, check_interrupted, file_stamp, flush, load_average, log};
+use walmgr_bench::{catch_signals, check_interrupted, flush, load_average, log};
 use walmgr_tests::Pg;
 
+use build::Build;
 use masters::{load_database, Receivewal, Source, WalmgrMaster};
 use measure::{idle, measure, Idle, Load, Run};
 
@@ -85,9 +90,9 @@ impl Variant {
     pub fn name(&self) -> String {
         match self.shipper {
             Shipper::Walmgr { ssh, loop_delay } => format!(
-                "pg{} walmgr {} loop_delay {loop_delay}",
+                "pg{} walmgr {} loop_delay {loop_delay:.1}",
                 self.major,
-                if ssh { "ssh  " } else { "local" }
+                if ssh { "ssh" } else { "local" }
             ),
             Shipper::Receivewal => format!("pg{} pg_receivewal --synchronous", self.major),
         }
@@ -140,35 +145,34 @@ fn main() -> ExitCode {
 fn run(cli: &Path, majors: &[u32], load: &Load, reps: usize) {
     let started = Instant::now();
     let release = std::env::var("WALMGR_BENCH_RELEASE").as_deref() != Ok("0");
+    let target = release.then(|| {
+        std::env::var_os("WALMGR_BENCH_TARGET")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+    });
     let load_before = load_average();
     let mut results: Vec<(Variant, Vec<Run>)> = Vec::new();
     let mut idles: Vec<IdleRow> = Vec::new();
     let mut builds = Vec::new();
     for &major in majors {
         let pg = Pg::major(major);
-        let so = PathBuf::from(pg.config("--pkglibdir")).join("walmgr.so");
-        assert!(
-            so.exists(),
-            "{} is missing: bench/lag.sh installs it (or run scripts/test first)",
-            so.display()
-        );
-        builds.push((so.clone(), file_stamp(&so)));
-        let (runs, idle_rows) = run_major(cli, &pg, load, reps);
+        let mut build = Build::check_before_start(&pg, target.as_deref());
+        let (runs, idle_rows) = run_major(cli, &pg, load, reps, &mut build);
         results.extend(runs);
         idles.extend(idle_rows);
+        builds.push(build);
     }
 
     println!();
-    report::describe(&builds, release, load);
+    report::describe(&builds, load);
     report::lag_table(&results, load);
     report::details_table(&results);
     report::idle_table(&idles);
-    for (so, stamp) in &builds {
-        if file_stamp(so) != *stamp {
+    for b in &builds {
+        for p in &b.problems {
             println!(
-                "WARNING: {} was replaced during the run (another build or test installed \
-                 it): the rows of its major may mix builds.",
-                so.display()
+                "WARNING: the PostgreSQL {} rows may not measure the build meant: {p}",
+                b.major
             );
         }
     }
@@ -191,6 +195,7 @@ fn run_major(
     pg: &Pg,
     load: &Load,
     reps: usize,
+    build: &mut Build,
 ) -> (Vec<(Variant, Vec<Run>)>, Vec<IdleRow>) {
     let major = pg.major;
     let local = WalmgrMaster::start(cli, pg, false);
@@ -284,6 +289,10 @@ fn run_major(
             idle: idle(w, IDLE_SECONDS),
         });
     }
+    build.check_loaded(&[
+        (format!("pg{major} walmgr local"), local.sender_pid()),
+        (format!("pg{major} walmgr ssh"), ssh.sender_pid()),
+    ]);
     log(&format!("pg{major}: tearing down"));
     (runs, idle_rows)
 }

@@ -1,10 +1,8 @@
 //! The tables the lag bench prints.
 
-use std::path::PathBuf;
-use std::time::SystemTime;
-
 use walmgr_bench::print_table;
 
+use crate::build::Build;
 use crate::measure::{Load, Run};
 use crate::sampler::INTERVAL;
 use crate::series::{percentile, Lags};
@@ -115,19 +113,9 @@ fn row(cells: &[&str]) -> Vec<String> {
     cells.iter().map(|c| c.to_string()).collect()
 }
 
-pub fn describe(builds: &[(PathBuf, Option<(SystemTime, u64)>)], release: bool, load: &Load) {
-    let kind = if release {
-        "release build installed by this run"
-    } else {
-        "as installed (WALMGR_BENCH_RELEASE=0)"
-    };
-    for (so, stamp) in builds {
-        let age = stamp
-            .and_then(|(t, _)| t.elapsed().ok())
-            .map_or("?".to_string(), |d| {
-                format!("written {:.0} min ago", d.as_secs_f64() / 60.0)
-            });
-        println!("{} ({kind}, {age})", so.display());
+pub fn describe(builds: &[Build], load: &Load) {
+    for b in builds {
+        println!("{}", b.describe());
     }
     println!(
         "load: pgbench -n -c 2 -j 2 -T {} {}(TPC-B-like, scale 10) on each master after a \
