@@ -5,7 +5,7 @@
 # walmgr's background worker at loop_delay 0.1 and 1.0, local and over SSH to 127.0.0.1, on
 # PostgreSQL 15 (the worker polls) and 18 (woken on flush), against
 # `pg_receivewal --synchronous` into a directory on the same machine; and the worker's CPU
-# per GB shipped and when idle. About 8 minutes on a 2-core VM with the defaults.
+# per GB shipped and when idle. About 5 minutes on a 2-core VM with the defaults.
 # The measurement is bench/src/lag (walmgr-lag-bench, built on the end-to-end test harness:
 # its Shipping scenarios, Cluster and Sshd); its doc comment gives the method and targets.
 # This wrapper installs what is missing and builds.

@@ -268,11 +268,11 @@ fn drain_note(results: &[(Variant, Vec<Run>)]) {
         println!(
             "NOTE: after the load stopped, the standby got the last flushed WAL only about \
              loop_delay later on: {}. Under load the worker ships within ms, so it slept \
-             through WAL flushed during its last round: WorkerHost::report (extension/src/\
-             worker.rs) re-reads the flush position into InProcess::last_flush after the \
-             round, so the next wait does not count that WAL as new and waits for the next \
-             flush or loop_delay. A burst's last commits wait up to loop_delay (10 s by \
-             default) to reach the standby.",
+             through WAL flushed during its last round. The cause when this bench was \
+             written: WorkerHost::report (extension/src/worker.rs) re-reads the flush \
+             position into InProcess::last_flush after the round, so the next wait does not \
+             count that WAL as new and waits for the next flush or loop_delay: a burst's last \
+             commits wait up to loop_delay (10 s by default) to reach the standby.",
             slow.join(", ")
         );
     }
