@@ -38,7 +38,7 @@ pub use command::{Context, TestCommand};
 pub use dirs::{chown_to_postgres, postgres_ids, TestDir};
 pub use netns::{connect_from_root_namespace, netns_list, Host, TwoHosts};
 pub use pg::Pg;
-pub use process::{free_port, pid_alive, send_signal, Sig, CMD_TIMEOUT};
+pub use process::{children_of, free_port, pid_alive, send_signal, Sig, CMD_TIMEOUT};
 pub use sshd::Sshd;
 pub use walmgr::Walmgr;
 pub mod shipping;

@@ -142,7 +142,7 @@ pub(crate) fn proc_stat(pid: i32) -> Option<(char, i32)> {
 }
 
 /// Live (non-zombie) children of `parent`, with their command line (NULs turned into spaces).
-pub(crate) fn children_of(parent: i32) -> Vec<(i32, String)> {
+pub fn children_of(parent: i32) -> Vec<(i32, String)> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };

@@ -50,9 +50,10 @@ mod variants;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use walmgr_bench::{catch_signals, file_stamp};
+pub use walmgr_bench::{check_interrupted, log};
 use walmgr_tests::{Pg, TestDir, Walmgr};
 
 use master::Master;
@@ -72,32 +73,6 @@ enum Suite {
     Local,
     Ssh,
     All,
-}
-
-pub fn log(msg: &str) {
-    eprintln!("--> {msg}");
-}
-
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::SeqCst);
-}
-
-/// SIGINT, SIGTERM and SIGHUP only set a flag, which the bench checks between steps: it then
-/// panics, and unwinding tears down the servers and the sshd (their Drop), which a default
-/// signal death would leave running.
-fn catch_signals() {
-    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-        unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
-    }
-}
-
-pub fn check_interrupted() {
-    if INTERRUPTED.load(Ordering::SeqCst) {
-        panic!("interrupted by a signal: tearing down");
-    }
 }
 
 fn main() -> ExitCode {
@@ -142,7 +117,7 @@ fn run(suite: Suite, n: usize, reps: usize, n1: usize) -> Result<(), VerifyError
         );
     }
     let so = libdir.join("walmgr.so");
-    let stamp = so_stamp(&so);
+    let stamp = file_stamp(&so);
     let release = std::env::var("WALMGR_BENCH_RELEASE").as_deref() != Ok("0");
 
     // Declared first, dropped last: everything below lives in it.
@@ -201,7 +176,7 @@ fn run(suite: Suite, n: usize, reps: usize, n1: usize) -> Result<(), VerifyError
             let _ = std::fs::remove_dir_all(data);
         }
     }
-    if so_stamp(&so) != stamp {
+    if file_stamp(&so) != stamp {
         println!(
             "WARNING: {} was replaced during the run (another build or test installed it): \
              the walmgr rows may mix builds.",
@@ -274,10 +249,4 @@ fn run_ssh(
     report::report_ssh(&variants, &times, names, master.seg_size, zstd);
     flush();
     Ok(())
-}
-
-/// (mtime, size) of a file, to notice it was replaced during the run.
-fn so_stamp(path: &Path) -> Option<(std::time::SystemTime, u64)> {
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len()))
 }

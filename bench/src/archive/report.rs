@@ -2,11 +2,11 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::Instant;
 
+pub use walmgr_bench::{flush, load_average, print_table};
 use walmgr_tests::{Pg, TestCommand};
 
 use crate::master::Master;
@@ -36,31 +36,6 @@ fn min(v: &[f64]) -> f64 {
 
 fn max(v: &[f64]) -> f64 {
     v.iter().copied().fold(f64::NEG_INFINITY, f64::max)
-}
-
-/// Columns aligned, the first left and the others right, a dashed line under the header.
-pub fn print_table(rows: &[Vec<String>]) {
-    let widths: Vec<usize> = (0..rows[0].len())
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-        .collect();
-    for (i, r) in rows.iter().enumerate() {
-        let cells: Vec<String> = r
-            .iter()
-            .enumerate()
-            .map(|(j, c)| {
-                if j == 0 {
-                    format!("{c:<w$}", w = widths[j])
-                } else {
-                    format!("{c:>w$}", w = widths[j])
-                }
-            })
-            .collect();
-        println!("{}", cells.join("  ").trim_end());
-        if i == 0 {
-            let dashes: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
-            println!("{}", dashes.join("  "));
-        }
-    }
 }
 
 fn row(cells: &[&str]) -> Vec<String> {
@@ -448,15 +423,4 @@ pub fn zstd_ratio(master: &Master, names: &[String], sample: usize) -> Option<f6
         packed += out.stdout.len() as u64;
     }
     (raw > 0).then(|| packed as f64 / raw as f64)
-}
-
-/// The load averages, for the last line: other work on this machine skews timings.
-pub fn load_average() -> String {
-    fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".to_string())
-}
-
-pub fn flush() {
-    let _ = std::io::stdout().flush();
 }
