@@ -215,6 +215,45 @@ fn failover_over_ssh_after_kill_9_loses_nothing_on_postgresql_18() {
 }
 
 /// The postmaster's children other than walmgr's worker do not matter here.
+/// The last commits of a burst reach the standby at once, not a loop_delay later: WAL
+/// flushed while a round was shipping counts as new for the next one. (A round used to
+/// mark it as seen when it reported, and the worker then slept the whole loop_delay.)
+fn the_end_of_a_burst_is_shipped_without_waiting_loop_delay(major: u32) {
+    let s = Shipping::with_module(
+        WALMGR,
+        &Pg::major(major),
+        &format!("burst-end-{major}"),
+        &[],
+    );
+    s.master.pgbench(&["-i", "-s", "1", "-q"]);
+    s.add_to_master_config("loop_delay = 120");
+    s.master.reload();
+    s.master.execute("SELECT txid_current()");
+    caught_up(&s);
+    // Well under loop_delay, and under the 15 s after which the bgwriter's own WAL record
+    // would wake a worker that missed the burst's end.
+    let promptly = Duration::from_secs(5);
+    for burst in 0..10 {
+        // Four clients: commits land while a round ships, as under any real load.
+        s.master.pgbench(&["-n", "-c", "4", "-j", "2", "-t", "100"]);
+        s.master.wait_until(
+            &format!("burst {burst}: the standby holds its last commit (loop_delay is 120 s)"),
+            promptly,
+            || acknowledged(&s).is_some_and(|a| a >= flushed(&s.master)),
+        );
+    }
+}
+
+#[test]
+fn the_end_of_a_burst_is_shipped_without_waiting_loop_delay_15() {
+    the_end_of_a_burst_is_shipped_without_waiting_loop_delay(15);
+}
+
+#[test]
+fn the_end_of_a_burst_is_shipped_without_waiting_loop_delay_18() {
+    the_end_of_a_burst_is_shipped_without_waiting_loop_delay(18);
+}
+
 fn worker_pid(c: &Cluster) -> Option<i32> {
     c.child_pid("walmgr")
 }

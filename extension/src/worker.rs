@@ -126,8 +126,10 @@ impl Host for WorkerHost {
     }
 
     fn report(&mut self, s: &Status) {
-        if let Ok(flush) = self.source.flush() {
-            self.timeline = flush.timeline;
+        // Not flush(): that would mark WAL flushed during the round as seen, and the next
+        // sleep would wait loop_delay before shipping it (the last commits of a burst).
+        if let Ok(f) = self.source.flush() {
+            self.timeline = f.timeline;
         }
         status::record_shipping(s, self.timeline);
     }
@@ -192,6 +194,19 @@ impl InProcess {
             pg_sys::ResetLatch(pg_sys::MyLatch);
         }
         self.flushed_now() > self.last_flush
+    }
+
+    /// The timeline WAL is flushed on now; None in recovery.
+    fn timeline_now(&self) -> Option<u32> {
+        // SAFETY: plain reads of server state on the main thread.
+        unsafe {
+            if pg_sys::RecoveryInProgress() {
+                return None;
+            }
+            let mut tli: pg_sys::TimeLineID = 0;
+            pg_sys::GetFlushRecPtr(&mut tli);
+            Some(tli)
+        }
     }
 
     fn flushed_now(&self) -> u64 {
