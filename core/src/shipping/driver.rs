@@ -139,7 +139,7 @@ fn ship_with(
     status.state = "shipping";
     loop {
         let started = Instant::now();
-        round(
+        let more = round(
             host,
             config,
             &mut transport,
@@ -150,7 +150,10 @@ fn ship_with(
         let flushed_segment = shipper.position().map(|p| p.segment);
         periodic.tick(flushed_segment);
         host.report(status);
-        let wake = host.wait(loop_delay);
+        // A round that shipped less than was flushed (a cap per round, the tail of the
+        // previous segment first) goes on at once: that WAL is not new to a host that
+        // sleeps until WAL is flushed, so waiting would cost up to loop_delay.
+        let wake = host.wait(if more { Duration::ZERO } else { loop_delay });
         if wake == Wake::Stop {
             status.state = "stopping";
             for _ in 0..FINAL_ROUNDS {
@@ -189,6 +192,7 @@ fn ship_with(
     }
 }
 
+/// One round; true when it shipped less than was flushed (more is ready right now).
 fn round(
     host: &mut dyn Host,
     config: &Config,
@@ -196,7 +200,7 @@ fn round(
     shipper: &mut Shipper,
     status: &mut Status,
     last_logged: &mut Option<(String, Instant)>,
-) {
+) -> bool {
     let result = (|| {
         if transport.is_none() {
             *transport = Some(remote::for_master(config)?);
@@ -206,7 +210,7 @@ fn round(
         shipper.round(host.source(), t.as_mut())
     })();
     match result {
-        Ok(Round::Idle) => {}
+        Ok(Round::Idle) => false,
         Ok(Round::Shipped { from, to, flush }) => {
             status.flush = Some(flush);
             status.acknowledged = Some(to);
@@ -216,11 +220,13 @@ fn round(
             if last_logged.take().is_some() {
                 tracing::info!("in-progress WAL shipping works again (up to {to})");
             }
+            to < flush
         }
         Err(e) => {
             status.state = "retrying";
             status.acknowledged = None;
             note_error(status, &e, last_logged);
+            false
         }
     }
 }
@@ -266,6 +272,8 @@ mod tests {
         pause: Duration,
         /// At this wait, the config file is edited.
         edit_at: Option<usize>,
+        /// The timeout of each wait, in order.
+        timeouts: Vec<Duration>,
     }
 
     impl WalSource for FakeHost {
@@ -299,8 +307,9 @@ mod tests {
         fn source(&mut self) -> &mut dyn WalSource {
             self
         }
-        fn wait(&mut self, _timeout: Duration) -> Wake {
+        fn wait(&mut self, timeout: Duration) -> Wake {
             self.waits += 1;
+            self.timeouts.push(timeout);
             std::thread::sleep(self.pause);
             if Some(self.waits) == self.edit_at {
                 let text = fs::read_to_string(&self.config_path).unwrap();
@@ -350,7 +359,31 @@ mod tests {
             reports: Vec::new(),
             pause: Duration::ZERO,
             edit_at: None,
+            timeouts: Vec::new(),
         }
+    }
+
+    /// WAL flushed across a segment switch while the loop waited: the next round finishes
+    /// the previous segment's tail only, and the round after it must follow at once. A
+    /// host that sleeps until WAL is flushed would otherwise sleep loop_delay (and the
+    /// commits after the switch with it).
+    #[test]
+    fn a_round_that_shipped_less_than_was_flushed_is_followed_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut h = host(dir.path());
+        let next = SegmentName::from_segno(1, 3, MB);
+        fs::write(h.pg_wal.join(next.to_string()), fake_segment(&next, MB)).unwrap();
+        // 5,000 bytes before the end of segment 2; the first wait moves it 5,000 into 3.
+        h.flush = Lsn(3 * u64::from(MB) - 5_000);
+        h.stop_after = 4;
+        run(&mut h).unwrap();
+        let loop_delay = Duration::from_secs_f64(0.01);
+        assert_eq!(
+            h.timeouts[..3],
+            [loop_delay, Duration::ZERO, loop_delay],
+            "after the tail of segment 2, segment 3 without waiting"
+        );
+        assert_eq!(h.reports.last().unwrap().acknowledged, Some(h.flush));
     }
 
     #[test]
