@@ -149,6 +149,11 @@ mod tests {
              EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE; END $$ LANGUAGE plpgsql",
         )
         .unwrap();
+        sqlstate_through_helper(sql)
+    }
+
+    /// [`sqlstate_of`] through the helper it made (which only its owner may replace).
+    fn sqlstate_through_helper(sql: &str) -> String {
         Spi::get_one_with_args::<String>("SELECT pg_temp.sqlstate_of($1)", &[sql.into()])
             .unwrap()
             .unwrap()
@@ -173,6 +178,37 @@ mod tests {
         ] {
             assert_eq!(sqlstate_of(&sql), state, "{sql}");
         }
+    }
+
+    /// EXECUTE granted to an ordinary role does not let it change the server: the
+    /// functions check for a superuser themselves, before any side effect.
+    #[pg_test]
+    fn a_role_granted_execute_still_cannot_run_setup_stop_or_synch_standby() {
+        Spi::run("CREATE ROLE walmgr_not_super NOSUPERUSER").unwrap();
+        Spi::run(
+            "GRANT EXECUTE ON FUNCTION walmgr.setup(text, boolean), walmgr.stop(boolean), \
+             walmgr.synch_standby(text, boolean) TO walmgr_not_super",
+        )
+        .unwrap();
+        sqlstate_of("SELECT 1"); // creates the helper as the superuser
+        let before = Spi::get_one::<String>("SELECT current_setting('archive_mode')")
+            .unwrap()
+            .unwrap();
+        Spi::run("SET ROLE walmgr_not_super").unwrap();
+        let states: Vec<String> = [
+            "SELECT walmgr.setup('/tmp/walmgr-pgtest/none.toml')",
+            "SELECT walmgr.stop()",
+            "SELECT walmgr.synch_standby('')",
+        ]
+        .iter()
+        .map(|sql| sqlstate_through_helper(sql))
+        .collect();
+        Spi::run("RESET ROLE").unwrap();
+        assert_eq!(states, ["42501", "42501", "42501"]);
+        let after = Spi::get_one::<String>("SELECT current_setting('archive_mode')")
+            .unwrap()
+            .unwrap();
+        assert_eq!(before, after);
     }
 
     #[pg_test]

@@ -31,6 +31,7 @@ fn setup(
     config_path: default!(Option<String>, "NULL"),
     dry_run: default!(bool, false),
 ) -> Result<String, ErrorReport> {
+    require_superuser("walmgr.setup()")?;
     let path = config_path
         .map(PathBuf::from)
         .or_else(settings::config_path)
@@ -76,10 +77,29 @@ fn setup(
 /// not yet archived is the caller's part (`walmgr <config> stop` does it).
 #[pg_extern(volatile, parallel_unsafe)]
 fn stop(dry_run: default!(bool, false)) -> Result<String, ErrorReport> {
+    require_superuser("walmgr.stop()")?;
     let mut changes = Changes::new(dry_run);
     let plan = server_settings::for_stop(&alter_system::server());
     apply_settings(&plan, &mut changes)?;
     Ok(summary(&changes, &plan))
+}
+
+/// The functions that run ALTER SYSTEM and write on the standby check for themselves, before
+/// any side effect: a DBA who grants EXECUTE to a role must not hand it the server's
+/// configuration (ALTER SYSTEM here runs with the extension's rights, not the caller's).
+fn require_superuser(function: &str) -> Result<(), ErrorReport> {
+    // SAFETY: a plain check of the current user, in a backend.
+    if unsafe { pg_sys::superuser() } {
+        return Ok(());
+    }
+    Err(ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        format!(
+            "{function} is for superusers only: it changes server settings with ALTER SYSTEM \
+             (granting EXECUTE on it is not enough)"
+        ),
+        "walmgr",
+    ))
 }
 
 fn apply_settings(plan: &Plan, changes: &mut Changes) -> Result<(), ErrorReport> {
@@ -114,6 +134,7 @@ fn summary(changes: &Changes, plan: &Plan) -> String {
 /// changed) when the standbys are not there; nothing changes in a dry run either.
 #[pg_extern(volatile, parallel_unsafe)]
 fn synch_standby(names: &str, dry_run: default!(bool, false)) -> Result<String, ErrorReport> {
+    require_superuser("walmgr.synch_standby()")?;
     let mut changes = Changes::new(dry_run);
     let said = synch_standby::run(&mut InProcess, names, &mut changes).map_err(report)?;
     Ok(synch_standby::report(&changes, &said))

@@ -128,6 +128,7 @@ pub fn acquire(dir: &Path, me: &Holder) -> Result<Taken> {
         .create(true)
         .truncate(true)
         .mode(0o600)
+        .custom_flags(crate::os::files::NO_FOLLOW)
         .open(&draft)
         .map_err(|e| Error::io("create", &draft, e))?;
     f.write_all(me.encode().as_bytes())

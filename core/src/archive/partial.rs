@@ -149,6 +149,7 @@ impl PartialStore {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
+            .custom_flags(crate::os::files::NO_FOLLOW)
             .open(&path)
             .map_err(|e| Error::io("open", &path, e))?;
         // A resend of what is already held must be identical: WAL, once flushed, does not
@@ -234,6 +235,7 @@ impl PartialStore {
             .create(true)
             .truncate(false)
             .mode(FILE_MODE)
+            .custom_flags(crate::os::files::NO_FOLLOW)
             .open(&path)
             .map_err(|e| Error::io("open", &path, e))?;
         let fresh = file.metadata().map(|m| m.len() == 0).unwrap_or(true);
@@ -300,6 +302,7 @@ impl PartialStore {
             .create(true)
             .truncate(false)
             .mode(FILE_MODE)
+            .custom_flags(crate::os::files::NO_FOLLOW)
             .open(&path)
             .map_err(|e| Error::io("open", &path, e))?;
         Flock::lock(file, FlockArg::LockExclusive)

@@ -254,6 +254,7 @@ impl TempFile {
                 .create(true)
                 .truncate(false)
                 .mode(FILE_MODE)
+                .custom_flags(crate::os::files::NO_FOLLOW)
                 .open(&path)
                 .map_err(|e| Error::io("create", &path, e))?;
             let file =
@@ -470,6 +471,26 @@ mod tests {
             .unwrap();
         assert_eq!(fs::read(store.path_of(&name)).unwrap(), data);
         assert_eq!(listing(archive.path()), vec![name.to_string()]);
+    }
+
+    /// A symlink planted under a temp file's name is refused, not followed: the file it
+    /// points at is left as it was, and nothing is published.
+    #[test]
+    fn a_symlink_under_the_temp_name_is_refused_and_its_target_untouched() {
+        let archive = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let victim = elsewhere.path().join("postgresql.conf");
+        fs::write(&victim, b"precious").unwrap();
+        let store = ArchiveStore::new(archive.path());
+        let (name, data) = segment(21);
+        std::os::unix::fs::symlink(&victim, archive.path().join(format!(".{name}.walmgr-tmp")))
+            .unwrap();
+        let err = store
+            .archive_stream(&name, &data[..], data.len() as u64)
+            .unwrap_err();
+        assert!(err.to_string().contains(".walmgr-tmp"), "{err}");
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
+        assert!(!store.path_of(&name).exists());
     }
 
     /// A writer that opened the temp file just before another writer published it must not

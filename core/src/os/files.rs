@@ -11,6 +11,11 @@ use std::path::Path;
 use crate::changes::Changes;
 use crate::error::{Error, Result};
 
+/// For `OpenOptionsExt::custom_flags` on every file walmgr opens by a name it derives (temp
+/// files, locks, partial copies, sidecars): a symlink planted under that name is refused
+/// (ELOOP) rather than followed, so nobody can point walmgr's writes at another file.
+pub const NO_FOLLOW: i32 = nix::fcntl::OFlag::O_NOFOLLOW.bits();
+
 /// Creates `dir` and its missing parents; the new directories are private to their owner.
 pub fn create_private_dir(dir: &Path) -> Result<()> {
     fs::DirBuilder::new()

@@ -37,6 +37,7 @@ impl Pidfile {
             .create(true)
             .truncate(false)
             .mode(0o644)
+            .custom_flags(crate::os::files::NO_FOLLOW)
             .open(path)
             .map_err(|e| Error::io("open pidfile", path, e))?;
         let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
