@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use walmgr_tests::shipping::{Shipping, WAIT};
-use walmgr_tests::{Cluster, Pg};
+use walmgr_tests::{Cluster, Pg, SmallDisk};
 
 /// The walmgr Cargo built for this test run.
 const WALMGR: &str = env!("CARGO_BIN_EXE_walmgr");
@@ -307,4 +307,88 @@ fn a_remote_backup_cut_off_silently_frees_the_standby_and_the_next_one_succeeds(
     assert!(ok, "the backup after the link came back failed:\n{out}");
     assert!(s.dir.join("walshipping/data.master/backup_label").exists());
     assert!(!lock.exists());
+}
+
+/// Every file in completed_wals is whole: a segment has the segment size and, while the
+/// master still has it in pg_wal, the same bytes; no temp file is left.
+fn assert_nothing_partial_in_the_archive(s: &Shipping) {
+    let seg_size = u64::from(s.seg_size());
+    for name in s.archived() {
+        if name.len() != 24 {
+            continue;
+        }
+        let archived = fs::read(s.completed_wals.join(&name)).unwrap();
+        assert_eq!(archived.len() as u64, seg_size, "{name} is not whole");
+        if let Ok(master) = fs::read(s.master.data.join("pg_wal").join(&name)) {
+            assert!(master == archived, "{name} differs from the master's");
+        }
+    }
+    assert_eq!(temp_files(&s.completed_wals), Vec::<String>::new());
+}
+
+fn wait_for_archive_error(s: &Shipping, what: &str) -> String {
+    let mut error = String::new();
+    s.master
+        .wait_until(&format!("walmgr.status to report {what:?}"), WAIT, || {
+            error = s.status().2.unwrap_or_default();
+            error.contains(what)
+        });
+    error
+}
+
+/// The standby's archive filesystem fills up (a 40 MB tmpfs, two segments and a half):
+/// archiving waits and walmgr.status says why, nothing partial is left under a final name,
+/// and once the DBA frees space archiving catches up by itself with every segment whole
+/// and every row on a standby.
+#[test]
+fn a_full_archive_disk_makes_archiving_wait_and_it_catches_up_once_space_is_freed() {
+    let s = Shipping::over_ssh(WALMGR, &Pg::major(15), "fault-disk-full", &[], "");
+    let disk = SmallDisk::mount(&s.completed_wals, 40);
+    s.setup();
+    s.master
+        .execute("CREATE TABLE t (id int PRIMARY KEY, pad text)");
+    insert_rows(&s.master, 1, 80_000);
+    s.master.switch_wal();
+
+    wait_for_archive_error(&s, "No space left on device");
+    assert_nothing_partial_in_the_archive(&s);
+    let (_, waiting, _) = s.status();
+    assert!(waiting > 0, "files are waiting while the disk is full");
+
+    disk.grow_to(400);
+    insert_rows(&s.master, 80_001, 81_000);
+    let last = s.switch_and_wait();
+    s.assert_archive_complete_up_to(&last);
+    assert_nothing_partial_in_the_archive(&s);
+
+    let standby = s.standby("standby");
+    standby.wait_until("the standby replays every row", WAIT, || {
+        standby.try_connect().is_ok()
+            && standby.query_one::<i64>("SELECT count(*) FROM t") == 81_000
+    });
+}
+
+/// The standby's archive directory turns read-only (a filesystem remounted ro after an I/O
+/// error), then writable again: archiving waits meanwhile, saying why, and resumes by
+/// itself afterwards with nothing lost or torn.
+#[test]
+fn a_read_only_archive_makes_archiving_wait_and_it_resumes_once_writable() {
+    let s = Shipping::over_ssh(WALMGR, &Pg::major(15), "fault-disk-ro", &[], "");
+    let disk = SmallDisk::mount(&s.completed_wals, 400);
+    s.setup();
+    s.master
+        .execute("CREATE TABLE t (id int PRIMARY KEY, pad text)");
+    s.switch_and_wait();
+
+    disk.read_only();
+    insert_rows(&s.master, 1, 20_000);
+    s.master.switch_wal();
+    wait_for_archive_error(&s, "Read-only file system");
+    assert_nothing_partial_in_the_archive(&s);
+
+    disk.writable();
+    insert_rows(&s.master, 20_001, 21_000);
+    let last = s.switch_and_wait();
+    s.assert_archive_complete_up_to(&last);
+    assert_nothing_partial_in_the_archive(&s);
 }

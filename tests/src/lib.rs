@@ -28,6 +28,7 @@
 mod cluster;
 mod command;
 mod dirs;
+mod mount;
 mod netns;
 mod pg;
 mod process;
@@ -36,6 +37,7 @@ mod walmgr;
 pub use cluster::{Cluster, PeerAuth};
 pub use command::{Context, TestCommand};
 pub use dirs::{chown_to_postgres, postgres_ids, TestDir};
+pub use mount::SmallDisk;
 pub use netns::{connect_from_root_namespace, netns_list, Host, TwoHosts};
 pub use pg::Pg;
 pub use process::{children_of, free_port, pid_alive, send_signal, Sig, CMD_TIMEOUT};
