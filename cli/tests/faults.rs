@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use walmgr_tests::shipping::{Shipping, WAIT};
+use walmgr_tests::shipping::{path, Shipping, WAIT};
 use walmgr_tests::{Cluster, Pg, SmallDisk};
 
 /// The walmgr Cargo built for this test run.
@@ -391,4 +391,151 @@ fn a_read_only_archive_makes_archiving_wait_and_it_resumes_once_writable() {
     let last = s.switch_and_wait();
     s.assert_archive_complete_up_to(&last);
     assert_nothing_partial_in_the_archive(&s);
+}
+
+/// The command lines of every process on this machine, NUL-separated arguments joined.
+fn all_command_lines() -> Vec<String> {
+    fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.parse::<u32>().is_ok())
+        })
+        .filter_map(|e| fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .collect()
+}
+
+fn mode_of(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// Passwords in master_db and primary_conninfo, with a wrong port on the master side: no
+/// output, error, `-n` plan or log line shows them (they show as `password=***`), the
+/// logfiles are 0600, and pg_basebackup, run by createslave, never has the password on its
+/// command line, which every user can read in /proc.
+#[test]
+fn passwords_in_master_db_and_primary_conninfo_show_in_no_output_log_or_process_list() {
+    const MASTER_PW: &str = "Sekr1t-Master-PW";
+    const STANDBY_PW: &str = "Sekr1t-Standby-PW";
+    let s = Shipping::new(
+        WALMGR,
+        &Pg::major(15),
+        "fault-secrets",
+        &["--wal-segsize=1"],
+    );
+    let logs = s.dir.mkdir("log");
+    walmgr_tests::chown_to_postgres(&logs);
+    let good = s.master.conninfo();
+    let wrong_port = good.replace(&format!("port={}", s.master.port), "port=1");
+    let text = fs::read_to_string(&s.master_config).unwrap();
+    fs::write(
+        &s.master_config,
+        text.replace(
+            &format!("master_db = \"{good}\""),
+            &format!(
+                "master_db = \"{wrong_port} password={MASTER_PW}\"\nlogfile = \"{}\"",
+                logs.join("master.log").display()
+            ),
+        ),
+    )
+    .unwrap();
+
+    let mut shown = String::new();
+    for args in [
+        vec!["status"],
+        vec!["-n", "setup"],
+        vec!["-n", "backup"],
+        vec!["sync"],
+    ] {
+        let mut all = vec![path(&s.master_config)];
+        all.extend(args);
+        let out = s.walmgr().args(&all).as_postgres().run();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !said.contains(MASTER_PW),
+            "walmgr {all:?} showed the password:\n{said}"
+        );
+        shown.push_str(&said);
+    }
+    assert!(
+        shown.contains("password=***"),
+        "no command named the connection it failed on:\n{shown}"
+    );
+    let master_log = logs.join("master.log");
+    let logged = fs::read_to_string(&master_log).unwrap();
+    assert!(
+        !logged.is_empty() && !logged.contains(MASTER_PW),
+        "{logged}"
+    );
+    assert_eq!(mode_of(&master_log), 0o600);
+
+    // The standby side: createslave with a password in primary_conninfo.
+    let standby = Cluster::planned(&s.master.pg, &s.dir, "standby");
+    let config = s.dir.write(
+        "createslave.toml",
+        format!(
+            "[walmgr]\nslave_data = \"{}\"\nslave_bin = \"{}\"\nslave_start_cmd = \"{}\"\n\
+             walmgr_data = \"{}\"\nlogfile = \"{}\"\n\
+             primary_conninfo = \"{good} application_name=s1 password={STANDBY_PW}\"\n",
+            standby.data.display(),
+            standby.pg.bindir.display(),
+            standby.start_command(),
+            s.dir.join("walshipping").display(),
+            logs.join("standby.log").display()
+        ),
+    );
+    let plan = s
+        .walmgr()
+        .args([path(&config), "-n", "createslave"])
+        .as_postgres()
+        .ok();
+    assert!(!plan.contains(STANDBY_PW), "{plan}");
+    assert!(plan.contains("password in PGPASSWORD"), "{plan}");
+
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (created, seen) = std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| {
+            let mut seen_basebackup = false;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                for line in all_command_lines() {
+                    assert!(!line.contains(STANDBY_PW), "in a process list: {line}");
+                    seen_basebackup |= line.contains("pg_basebackup") && line.contains("-D");
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            seen_basebackup
+        });
+        let created = s
+            .walmgr()
+            .args([path(&config), "createslave"])
+            .as_postgres()
+            .ok();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        (created, watcher.join().unwrap())
+    });
+    assert!(
+        seen,
+        "pg_basebackup never showed in the process list: nothing was checked"
+    );
+    assert!(!created.contains(STANDBY_PW), "{created}");
+    s.master.wait_until_streaming("s1", WAIT);
+    let standby_log = logs.join("standby.log");
+    let logged = fs::read_to_string(&standby_log).unwrap();
+    assert!(
+        !logged.is_empty() && !logged.contains(STANDBY_PW),
+        "{logged}"
+    );
+    assert_eq!(mode_of(&standby_log), 0o600);
+    // The server needs it, in a file only its owner reads.
+    let auto = standby.data.join("postgresql.auto.conf");
+    assert!(fs::read_to_string(&auto).unwrap().contains(STANDBY_PW));
+    assert_eq!(mode_of(&auto), 0o600);
 }

@@ -163,6 +163,27 @@ fn percent_decoded(s: &str) -> Result<String, String> {
 
 /// `conninfo` with any password replaced by `***`: `password=...` in keyword form (quoted
 /// or not) and `user:secret@` in URI form.
+/// The conninfo without its password, and the password: for a program that takes the
+/// conninfo as an argument (world-readable in /proc/PID/cmdline), the password goes in
+/// PGPASSWORD instead. A conninfo without a password comes back unchanged.
+pub fn password_apart(conninfo: &str) -> Result<(String, Option<String>), String> {
+    let pairs = keywords(conninfo)?;
+    let Some(password) = pairs
+        .iter()
+        .find(|(k, _)| k == "password")
+        .map(|(_, v)| v.clone())
+    else {
+        return Ok((conninfo.to_owned(), None));
+    };
+    let rest = pairs
+        .iter()
+        .filter(|(k, _)| k != "password")
+        .map(|(k, v)| format!("{k}='{}'", v.replace('\\', "\\\\").replace('\'', "\\'")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    Ok((rest, Some(password)))
+}
+
 pub fn redacted(conninfo: &str) -> String {
     let trimmed = conninfo.trim_start();
     if trimmed.starts_with("postgres://") || trimmed.starts_with("postgresql://") {
@@ -247,6 +268,25 @@ fn redact_uri(uri: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_password_is_taken_out_of_a_conninfo_and_the_rest_still_means_the_same() {
+        for given in [
+            "host=m port=5433 user=rep password='it\\'s' dbname=postgres",
+            "host=m user=rep password=se\\cr'et",
+            "postgresql://rep:p%40ss@m:5433/postgres?application_name=standby",
+        ] {
+            let (rest, password) = password_apart(given).unwrap();
+            let password = password.unwrap();
+            assert!(!rest.contains("password"), "{rest}");
+            let mut before = keywords(given).unwrap();
+            before.retain(|(k, _)| k != "password");
+            assert_eq!(keywords(&rest).unwrap(), before, "{given} -> {rest}");
+            assert!(!password.is_empty());
+        }
+        let plain = "host=m user=rep";
+        assert_eq!(password_apart(plain).unwrap(), (plain.to_string(), None));
+    }
 
     #[test]
     fn a_config_formatted_any_way_hides_its_passwords() {

@@ -15,7 +15,7 @@ use crate::backup::label::BackupLabel;
 use crate::changes::Changes;
 use crate::cluster;
 use crate::config::{Config, Role};
-use crate::conninfo::{redacted, Conninfo};
+use crate::conninfo::{self, redacted, Conninfo};
 use crate::error::{Error, Result};
 use crate::os::{shell, users};
 use crate::standby::recovery;
@@ -60,11 +60,14 @@ pub fn createslave(
         || PathBuf::from("pg_basebackup"),
         |b| b.join("pg_basebackup"),
     );
+    // A password in the conninfo goes in PGPASSWORD, not in the arguments any user can read.
+    let (dsn, password) = conninfo::password_apart(&conninfo)
+        .map_err(|m| Error::refused(format!("primary_conninfo: {m}")))?;
     let mut args: Vec<String> = vec![
         "-D".into(),
         data.display().to_string(),
         "-d".into(),
-        conninfo.clone(),
+        dsn.clone(),
         // WAL streamed alongside: the copy is consistent without the archive.
         "-X".into(),
         "stream".into(),
@@ -83,7 +86,7 @@ pub fn createslave(
     let shown = args
         .iter()
         .map(|a| {
-            if *a == conninfo {
+            if *a == dsn {
                 redacted(a)
             } else {
                 shell::quote(a)
@@ -91,9 +94,15 @@ pub fn createslave(
         })
         .collect::<Vec<_>>()
         .join(" ");
-    changes.apply(format!("run {} {shown}", pg_basebackup.display()), || {
-        run_as_owner(&pg_basebackup, &args, &data)
-    })?;
+    let passed = if password.is_some() {
+        " (with primary_conninfo's password in PGPASSWORD)"
+    } else {
+        ""
+    };
+    changes.apply(
+        format!("run {} {shown}{passed}", pg_basebackup.display()),
+        || run_as_owner(&pg_basebackup, &args, password.as_deref(), &data),
+    )?;
 
     let config_path = config
         .source
@@ -149,7 +158,12 @@ fn escape_mapping(path: &Path) -> String {
 /// Runs `program args` as the owner of where the data directory goes (root runs it as
 /// that user: a data directory must belong to the server's user), failing with what it
 /// printed, the connection string's password hidden.
-fn run_as_owner(program: &Path, args: &[String], data: &Path) -> Result<()> {
+fn run_as_owner(
+    program: &Path,
+    args: &[String],
+    password: Option<&str>,
+    data: &Path,
+) -> Result<()> {
     let mut cmd = if users::is_root() {
         let owner = data
             .parent()
@@ -161,6 +175,9 @@ fn run_as_owner(program: &Path, args: &[String], data: &Path) -> Result<()> {
     } else {
         Command::new(program)
     };
+    if let Some(password) = password {
+        cmd.env("PGPASSWORD", password);
+    }
     let out = cmd
         .args(args)
         .current_dir("/")
