@@ -539,3 +539,81 @@ fn passwords_in_master_db_and_primary_conninfo_show_in_no_output_log_or_process_
     assert!(fs::read_to_string(&auto).unwrap().contains(STANDBY_PW));
     assert_eq!(mode_of(&auto), 0o600);
 }
+
+/// A directory name with a space, a quote, `%` (which PostgreSQL substitutes in its
+/// commands) and a non-ASCII letter.
+const HOSTILE_PLACE: &str = "it's 100% wal ü";
+
+/// The quick start with walmgr's binary, configs, walmgr_data and the standby's config all
+/// under [`HOSTILE_PLACE`]: setup, archiving, backup, restore, replay and boot work, as
+/// every command line walmgr builds (archive and restore commands, the forced SSH command,
+/// slave_walmgr, the backup catalog) quotes them.
+fn quick_start_with_hostile_paths(s: Shipping) {
+    assert!(s.walmgr_bin().to_string_lossy().contains(HOSTILE_PLACE));
+    s.setup();
+    s.master
+        .execute("CREATE TABLE t (id int PRIMARY KEY, pad text)");
+    insert_rows(&s.master, 1, 1_000);
+    let out = s
+        .walmgr()
+        .args([path(&s.master_config), "backup"])
+        .as_postgres()
+        .ok();
+    assert!(out.contains("backup from the master done"), "{out}");
+    insert_rows(&s.master, 1_001, 3_000);
+    let last = s.switch_and_wait();
+    s.assert_archive_complete_up_to(&last);
+
+    let standby = Cluster::planned(&s.master.pg, &s.dir, "standby");
+    s.context().log("server log of the standby", &standby.log);
+    let restore = s.dir.write(
+        s.home.join("restore.toml"),
+        format!(
+            "[walmgr]\nslave_data = \"{}\"\nslave_bin = \"{}\"\nslave_start_cmd = \"{}\"\n\
+             walmgr_data = \"{}\"\nlogfile = \"{}\"\n",
+            standby.data.display(),
+            standby.pg.bindir.display(),
+            standby.start_command(),
+            s.home.join("walshipping").display(),
+            s.home.join("log/restore.log").display()
+        ),
+    );
+    s.dir.mkdir(s.home.join("log"));
+    s.walmgr()
+        .args([path(&restore), "restore"])
+        .as_postgres()
+        .ok();
+    let command: String = standby.query_one("SELECT current_setting('restore_command')");
+    // Quoted for the shell, its % doubled for PostgreSQL.
+    assert!(command.contains("100%% wal ü/bin/walmgr"), "{command}");
+    insert_rows(&s.master, 3_001, 3_500);
+    s.switch_and_wait();
+    standby.wait_until("the standby replays every row", WAIT, || {
+        standby.try_connect().is_ok() && standby.query_one::<i64>("SELECT count(*) FROM t") == 3_500
+    });
+    s.walmgr().args([path(&restore), "boot"]).as_postgres().ok();
+    standby.execute("INSERT INTO t VALUES (0, 'written after boot')");
+    assert_eq!(standby.query_one::<i64>("SELECT count(*) FROM t"), 3_501);
+}
+
+#[test]
+fn paths_with_a_space_a_quote_a_percent_and_a_non_ascii_letter_work_locally() {
+    quick_start_with_hostile_paths(Shipping::with_walmgr_in(
+        HOSTILE_PLACE,
+        WALMGR,
+        &Pg::major(15),
+        "fault-paths-local",
+        &["--wal-segsize=1"],
+    ));
+}
+
+#[test]
+fn paths_with_a_space_a_quote_a_percent_and_a_non_ascii_letter_work_over_ssh() {
+    quick_start_with_hostile_paths(Shipping::over_ssh_with_walmgr_in(
+        HOSTILE_PLACE,
+        WALMGR,
+        &Pg::major(15),
+        "fault-paths-ssh",
+        &["--wal-segsize=1"],
+    ));
+}

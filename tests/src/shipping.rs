@@ -33,6 +33,9 @@ pub struct Shipping {
     /// The master's and the standby's hosts ([`Shipping::two_hosts`]); after the servers in
     /// them, before their directory.
     pub hosts: Option<TwoHosts>,
+    /// Where walmgr's binary, configs and walmgr_data are: the test dir, or a subdirectory
+    /// of it ([`Shipping::with_walmgr_in`]).
+    pub home: PathBuf,
     pub dir: TestDir,
 }
 
@@ -41,18 +44,48 @@ impl Shipping {
     /// directories live under the test dir (local transport). `walmgr` is the binary to test:
     /// `env!("CARGO_BIN_EXE_walmgr")`.
     pub fn new(walmgr: impl AsRef<Path>, pg: &Pg, label: &str, initdb_args: &[&str]) -> Shipping {
-        Shipping::new_in(None, walmgr, pg, label, initdb_args)
+        Shipping::new_in(None, "", walmgr, pg, label, initdb_args)
     }
 
-    /// [`Shipping::new`], with the master in `hosts`' master host if given.
+    /// [`Shipping::new`] with everything of walmgr's (its binary, its configs, walmgr_data
+    /// and the standby's slave.toml) under the test dir's subdirectory `place`: a name with
+    /// a space, a quote, `%` and a non-ASCII letter tries every path walmgr quotes.
+    pub fn with_walmgr_in(
+        place: &str,
+        walmgr: impl AsRef<Path>,
+        pg: &Pg,
+        label: &str,
+        initdb_args: &[&str],
+    ) -> Shipping {
+        Shipping::new_in(None, place, walmgr, pg, label, initdb_args)
+    }
+
+    /// [`Shipping::with_walmgr_in`], over SSH as [`Shipping::over_ssh`].
+    pub fn over_ssh_with_walmgr_in(
+        place: &str,
+        walmgr: impl AsRef<Path>,
+        pg: &Pg,
+        label: &str,
+        initdb_args: &[&str],
+    ) -> Shipping {
+        let mut s = Shipping::new_in(None, place, walmgr, pg, label, initdb_args);
+        let sshd = Sshd::start(&s.dir, "standby");
+        s.ship_over_ssh(sshd, "");
+        s
+    }
+
+    /// [`Shipping::new`], with the master in `hosts`' master host if given and walmgr's
+    /// files under `place` in the test dir.
     fn new_in(
         hosts: Option<TwoHosts>,
+        place: &str,
         walmgr: impl AsRef<Path>,
         pg: &Pg,
         label: &str,
         initdb_args: &[&str],
     ) -> Shipping {
         let dir = TestDir::new(label);
+        let home = dir.mkdir(place);
         let master = match &hosts {
             Some(h) => Cluster::init_on(&h.master, pg, &dir, "master", initdb_args),
             None => Cluster::init(pg, &dir, "master", initdb_args),
@@ -60,8 +93,8 @@ impl Shipping {
         // Keep finished segments in pg_wal long enough to compare them with the archive.
         master.set("wal_keep_size = '4GB'\nmax_wal_size = '4GB'\ncheckpoint_timeout = '1h'");
         master.start();
-        let walmgr = Walmgr::new(&dir, walmgr);
-        let walmgr_data = dir.join("walshipping");
+        let walmgr = Walmgr::new_in(&dir, place, walmgr);
+        let walmgr_data = home.join("walshipping");
         let completed_wals = walmgr_data.join("logs.complete");
         let partial_wals = walmgr_data.join("logs.partial");
         let context = walmgr.context();
@@ -70,7 +103,7 @@ impl Shipping {
         context.log("server log of the master", &master.log);
         let pg_ctl = pg.bin("pg_ctl");
         let master_config = dir.write(
-            "master.toml",
+            home.join("master.toml"),
             format!(
                 "[walmgr]\n\
                  job_name = \"wal-master\"\n\
@@ -93,8 +126,10 @@ impl Shipping {
             ),
         );
         // A walmgr3 .ini works unchanged on the slave side.
+        // %% is a % to its interpolation.
+        let ini_path = |p: &Path| p.display().to_string().replace('%', "%%");
         let slave_config = dir.write(
-            "slave.ini",
+            home.join("slave.ini"),
             format!(
                 "[walmgr]\n\
                  job_name = wal-slave\n\
@@ -106,7 +141,7 @@ impl Shipping {
                  keep_backups = 0\n\
                  archive_command =\n",
                 dir.join("standby").display(),
-                walmgr_data.display()
+                ini_path(&walmgr_data)
             ),
         );
         Shipping {
@@ -118,6 +153,7 @@ impl Shipping {
             partial_wals,
             sshd: None,
             hosts,
+            home,
             dir,
         }
     }
@@ -154,7 +190,7 @@ impl Shipping {
         extra: &str,
     ) -> Shipping {
         let hosts = TwoHosts::new();
-        let mut s = Shipping::new_in(Some(hosts), walmgr, pg, label, initdb_args);
+        let mut s = Shipping::new_in(Some(hosts), "", walmgr, pg, label, initdb_args);
         let sshd = Sshd::start_on(&s.hosts().standby, &s.dir, "standby");
         s.ship_over_ssh(sshd, extra);
         s
@@ -284,7 +320,7 @@ impl Shipping {
         self.context()
             .log(&format!("server log of {}", standby.name), &standby.log);
         let path = self.dir.write(
-            "slave.toml",
+            self.home.join("slave.toml"),
             format!(
                 "[walmgr]\n\
                  job_name = \"wal-slave\"\n\
@@ -298,7 +334,7 @@ impl Shipping {
                 bin = standby.pg.bindir.display(),
                 start = standby.start_command(),
                 stop = standby.stop_command(),
-                walmgr_data = self.dir.join("walshipping").display(),
+                walmgr_data = self.home.join("walshipping").display(),
             ),
         );
         self.add_to_master_config(&format!("slave_config = \"{}\"", path.display()));

@@ -20,14 +20,20 @@ impl Walmgr {
     /// copy, because the repository may not be readable by postgres, and a build running
     /// meanwhile cannot change it.
     pub fn new(dir: &TestDir, built: impl AsRef<Path>) -> Walmgr {
+        Walmgr::new_in(dir, "", built)
+    }
+
+    /// [`Walmgr::new`] into `dir/place/bin/walmgr`.
+    pub fn new_in(dir: &TestDir, place: &str, built: impl AsRef<Path>) -> Walmgr {
         let src = built.as_ref();
         assert!(
             src.is_file(),
             "walmgr binary {} not found: build it first (cargo build -p walmgr-cli)",
             src.display()
         );
-        dir.mkdir("bin");
-        let bin = dir.join("bin/walmgr");
+        let bin_dir = dir.join(place).join("bin");
+        dir.mkdir(&bin_dir);
+        let bin = bin_dir.join("walmgr");
         std::fs::copy(src, &bin)
             .unwrap_or_else(|e| panic!("copy {} to {}: {e}", src.display(), bin.display()));
         std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755))
