@@ -4,7 +4,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -616,4 +616,278 @@ fn paths_with_a_space_a_quote_a_percent_and_a_non_ascii_letter_work_over_ssh() {
         "fault-paths-ssh",
         &["--wal-segsize=1"],
     ));
+}
+
+/// Random moments that a failure can replay: the seed is printed, and WALMGR_FAULT_SEED
+/// sets it.
+struct Dice(u64);
+
+impl Dice {
+    fn new(what: &str) -> Dice {
+        let seed: u64 = std::env::var("WALMGR_FAULT_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .subsec_nanos()
+                    .into()
+            });
+        eprintln!("{what}: WALMGR_FAULT_SEED={seed}");
+        Dice(seed.max(1))
+    }
+
+    /// A moment from now up to `max`.
+    fn moment(&mut self, max: Duration) -> Duration {
+        // xorshift64: plenty for picking moments.
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        Duration::from_micros(self.0 % (max.as_micros() as u64).max(1))
+    }
+}
+
+fn kill_9(pids: &[i32]) {
+    for &pid in pids {
+        walmgr_tests::send_signal(pid, walmgr_tests::Sig::Kill);
+    }
+}
+
+/// The pids of this scenario's `walmgr CONFIG COMMAND` processes (runuser passes no
+/// SIGKILL on, so walmgr itself is killed).
+fn walmgr_pids(config: &Path, command: &str) -> Vec<i32> {
+    let config = config.to_string_lossy();
+    fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let args: Vec<String> = cmdline
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            args.first().is_some_and(|a| a.ends_with("/walmgr"))
+                && args.iter().any(|a| a == config.as_ref())
+                && args.iter().any(|a| a == command)
+        })
+        .collect()
+}
+
+fn spawn_walmgr(s: &Shipping, config: &Path, command: &str) -> Child {
+    Command::new("runuser")
+        .args(["-u", "postgres", "--"])
+        .arg(s.walmgr_bin())
+        .arg(config)
+        .arg(command)
+        .current_dir("/tmp")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn walmgr")
+}
+
+/// Kills `walmgr CONFIG COMMAND` a random moment up to `max` after it started (or lets it
+/// finish if it is quicker); returns whether it was killed.
+fn run_and_kill_at_random(
+    s: &Shipping,
+    config: &Path,
+    command: &str,
+    dice: &mut Dice,
+    max: Duration,
+) -> bool {
+    let mut child = spawn_walmgr(s, config, command);
+    std::thread::sleep(dice.moment(max));
+    let pids = walmgr_pids(config, command);
+    kill_9(&pids);
+    let _ = child.wait();
+    s.master
+        .wait_until(&format!("the killed {command} to be gone"), WAIT, || {
+            walmgr_pids(config, command).is_empty()
+        });
+    !pids.is_empty()
+}
+
+/// The standby's xserve killed with SIGKILL at random moments while segments stream to it,
+/// six times: each time the archiver retries with a new session, and at the end every
+/// segment is archived whole and identical, no temp file is left, and a standby replays
+/// every committed row.
+#[test]
+fn kill_9_of_xserve_at_random_moments_loses_nothing() {
+    let mut dice = Dice::new("xserve");
+    let s = Shipping::over_ssh(WALMGR, &Pg::major(15), "fault-kill-xserve", &[], "");
+    s.setup();
+    s.master
+        .execute("CREATE TABLE t (id int PRIMARY KEY, pad text)");
+    let mut killed = 0;
+    for round in 0..6 {
+        insert_rows(&s.master, round * 20_000 + 1, (round + 1) * 20_000);
+        s.master.switch_wal();
+        std::thread::sleep(dice.moment(Duration::from_millis(400)));
+        let pids = xserve_pids(&s.slave_config);
+        kill_9(&pids);
+        killed += pids.len();
+    }
+    assert!(killed > 0, "no xserve was running at any of the moments");
+    let last = s.switch_and_wait();
+    s.assert_archive_complete_up_to(&last);
+    assert_nothing_partial_in_the_archive(&s);
+    let standby = s.standby("standby");
+    standby.wait_until("the standby replays every row", WAIT, || {
+        standby.try_connect().is_ok()
+            && standby.query_one::<i64>("SELECT count(*) FROM t") == 120_000
+    });
+}
+
+/// The archiver killed with SIGKILL at random moments, four times (PostgreSQL restarts
+/// after each, as after any crashed child): archiving resumes by itself, every segment is
+/// whole and identical, and a standby replays every row committed before each kill.
+#[test]
+fn kill_9_of_the_archiver_at_random_moments_loses_nothing() {
+    let mut dice = Dice::new("archiver");
+    let s = Shipping::with_module(WALMGR, &Pg::major(15), "fault-kill-archiver", &[]);
+    s.master
+        .execute("CREATE TABLE t (id int PRIMARY KEY, pad text)");
+    for round in 0..4 {
+        insert_rows(&s.master, round * 20_000 + 1, (round + 1) * 20_000);
+        s.master.switch_wal();
+        std::thread::sleep(dice.moment(Duration::from_millis(300)));
+        if let Some(pid) = s.master.child_pid("archiver") {
+            kill_9(&[pid]);
+        }
+        s.master
+            .wait_until("the master is back after the crash", WAIT, || {
+                s.master.try_connect().is_ok()
+            });
+    }
+    let last = s.switch_and_wait();
+    s.assert_archive_complete_up_to(&last);
+    assert_nothing_partial_in_the_archive(&s);
+    let standby = s.standby("standby");
+    standby.wait_until("the standby replays every row", WAIT, || {
+        standby.try_connect().is_ok()
+            && standby.query_one::<i64>("SELECT count(*) FROM t") == 80_000
+    });
+}
+
+/// A running backup killed with SIGKILL at random moments, four times: no set under a
+/// final name is ever incomplete, and the next backup succeeds and restores.
+#[test]
+fn kill_9_of_a_backup_at_random_moments_then_the_next_backup_succeeds() {
+    let mut dice = Dice::new("backup");
+    let s = Shipping::with_module(WALMGR, &Pg::major(15), "fault-kill-backup", &[]);
+    s.master.pgbench(&["-i", "-s", "10", "-q"]);
+    let sets = |s: &Shipping| -> Vec<PathBuf> {
+        fs::read_dir(s.home.join("walshipping"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                name.starts_with("data.master") && !name.ends_with(".inprogress")
+            })
+            .filter(|p| {
+                fs::read_dir(p)
+                    .map(|mut d| d.next().is_some())
+                    .unwrap_or(false)
+            })
+            .collect()
+    };
+    let mut killed = 0;
+    for _ in 0..4 {
+        killed += usize::from(run_and_kill_at_random(
+            &s,
+            &s.master_config,
+            "backup",
+            &mut dice,
+            Duration::from_secs(3),
+        ));
+        for set in sets(&s) {
+            assert!(
+                set.join("backup_label").is_file() && set.join("global/pg_control").is_file(),
+                "{} is under a final name but incomplete",
+                set.display()
+            );
+        }
+    }
+    assert!(killed > 0, "no backup was running at any of the moments");
+    let out = s
+        .walmgr()
+        .args([path(&s.master_config), "backup"])
+        .as_postgres()
+        .ok();
+    assert!(out.contains("backup from the master done"), "{out}");
+    assert!(!s.completed_wals.join("BACKUPLOCK").exists());
+
+    let standby = Cluster::planned(&s.master.pg, &s.dir, "standby");
+    let slave = s.slave_toml(&standby, "");
+    s.walmgr()
+        .args([path(&slave), "restore"])
+        .as_postgres()
+        .ok();
+    let want: i64 = s.master.query_one("SELECT count(*) FROM pgbench_accounts");
+    s.switch_and_wait();
+    standby.wait_until(
+        "the standby restored from the last backup replays",
+        WAIT,
+        || {
+            standby.try_connect().is_ok()
+                && standby.query_one::<i64>("SELECT count(*) FROM pgbench_accounts") == want
+        },
+    );
+}
+
+/// `restore` killed with SIGKILL at random moments, four rounds of backup, killed restore,
+/// restore again: the second restore always succeeds (it finishes an interrupted one whose
+/// set is already in place), and the standby replays every row.
+#[test]
+fn kill_9_of_a_restore_at_random_moments_then_the_next_restore_succeeds() {
+    let mut dice = Dice::new("restore");
+    let s = Shipping::with_module(
+        WALMGR,
+        &Pg::major(15),
+        "fault-kill-restore",
+        &["--wal-segsize=1"],
+    );
+    s.master.pgbench(&["-i", "-s", "4", "-q"]);
+    let standby = Cluster::planned(&s.master.pg, &s.dir, "standby");
+    let slave = s.slave_toml(&standby, "");
+    let mut killed = 0;
+    for round in 0..4 {
+        s.walmgr()
+            .args([path(&s.master_config), "backup"])
+            .as_postgres()
+            .ok();
+        s.master.pgbench(&["-n", "-t", "50"]);
+        s.switch_and_wait();
+        killed += usize::from(run_and_kill_at_random(
+            &s,
+            &slave,
+            "restore",
+            &mut dice,
+            Duration::from_millis(1500),
+        ));
+        let set_left = s.home.join("walshipping/data.master/backup_label").exists();
+        let unfinished = standby.data.join("walmgr_restore_unfinished").exists();
+        if set_left || unfinished {
+            s.walmgr()
+                .args([path(&slave), "restore"])
+                .as_postgres()
+                .ok();
+        } else if standby.pid().is_none() {
+            // Killed between its last step and the start it runs.
+            standby.start();
+        }
+        let want: i64 = s
+            .master
+            .query_one("SELECT sum(abalance) FROM pgbench_accounts");
+        s.switch_and_wait();
+        standby.wait_until(&format!("round {round}: the standby replays"), WAIT, || {
+            standby.try_connect().is_ok()
+                && standby.query_one::<Option<i64>>("SELECT sum(abalance) FROM pgbench_accounts")
+                    == Some(want)
+        });
+    }
+    assert!(killed > 0, "no restore was running at any of the moments");
 }

@@ -201,8 +201,10 @@ impl Ssh {
         let patience = Arc::new(Patience::new(self.network_timeout));
         let replies =
             BufReader::with_capacity(64 << 10, ChannelReader(channel.stream(0), patience.clone()));
-        let requests =
-            BufWriter::with_capacity(BUFFER, ChannelWriter(channel.stream(0), patience.clone()));
+        let requests = BufWriter::with_capacity(
+            BUFFER,
+            ChannelWriter(channel.stream(0), patience.clone(), channel.clone()),
+        );
         let client = match Client::start(&self.peer, replies, requests, self.encoding) {
             Ok(client) => client,
             Err(e) if patience.gave_up() => {
@@ -510,10 +512,23 @@ impl Patience {
     /// Repeats `step` (one libssh2 call, blocking at most SLICE_MS) while the standby is
     /// silent and waiting on it is still reasonable. A call that timed out left libssh2
     /// where a non-blocking call returning EAGAIN leaves it, so calling again resumes it.
-    fn wait<T>(&self, silence: &str, mut step: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    /// `closed` tells whether the standby's end of the channel is gone (its xserve died):
+    /// a write waits for window space the standby will never give, so it asks.
+    fn wait<T>(
+        &self,
+        silence: &str,
+        mut step: impl FnMut() -> io::Result<T>,
+        closed: impl Fn() -> bool,
+    ) -> io::Result<T> {
         let started = Instant::now();
         loop {
             match step() {
+                Err(e) if e.kind() == io::ErrorKind::TimedOut && closed() => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::BrokenPipe,
+                        "the standby's walmgr xserve ended the session",
+                    ));
+                }
                 Err(e) if e.kind() == io::ErrorKind::TimedOut => {
                     let silent = started.elapsed();
                     let limit = Duration::from_millis(self.limit_ms.load(Ordering::Relaxed));
@@ -539,30 +554,41 @@ impl Patience {
     }
 }
 
-/// Reads replies from the channel's stdout.
+/// Reads replies from the channel's stdout (a closed channel reads as the end).
 struct ChannelReader(ssh2::Stream, Arc<Patience>);
 
 impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let (stream, patience) = (&mut self.0, &self.1);
-        patience.wait("answered nothing", || stream.read(buf))
+        patience.wait("answered nothing", || stream.read(buf), || false)
     }
 }
 
 /// Writes requests to the channel's stdin. Its flush does nothing on purpose: libssh2's
 /// "flush" discards unread *incoming* data (a reply could be lost), and a blocking
 /// channel write has already handed every byte to the connection.
-struct ChannelWriter(ssh2::Stream, Arc<Patience>);
+struct ChannelWriter(ssh2::Stream, Arc<Patience>, ssh2::Channel);
 
 impl Write for ChannelWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let (stream, patience) = (&mut self.0, &self.1);
-        patience.wait("took no data", || stream.write(buf))
+        let (stream, patience, channel) = (&mut self.0, &self.1, &self.2);
+        patience.wait("took no data", || stream.write(buf), || ended(channel))
     }
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// True once the standby's xserve is gone: the channel's end, or the exit status or signal
+/// sshd reports for it (eof() stays false while stderr output is unread, and a killed
+/// xserve may have logged some).
+fn ended(channel: &ssh2::Channel) -> bool {
+    channel.eof()
+        || channel.exit_status().is_ok_and(|status| status != 0)
+        || channel
+            .exit_signal()
+            .is_ok_and(|signal| signal.exit_signal.is_some())
 }
 
 /// The key ssh would offer first: ~/.ssh/id_ed25519, then id_ecdsa, then id_rsa.

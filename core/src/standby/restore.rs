@@ -18,6 +18,10 @@ use crate::os::shell;
 use crate::standby::recovery::{self, Target};
 use crate::standby::tablespaces;
 
+/// In a data directory, the sign of a restore that moved the newest set there and did not
+/// finish: the next `restore` finishes it.
+const UNFINISHED: &str = "walmgr_restore_unfinished";
+
 /// What to restore and where.
 #[derive(Debug, Clone, Default)]
 pub struct Request<'a> {
@@ -52,10 +56,25 @@ pub fn restore(
         Some(name) if name.contains('/') => (PathBuf::from(name), false),
         Some(name) => (full_backup.with_file_name(name), false),
     };
-    let label = read_label(&set, full_backup)?;
-    // Where the set's tablespaces go, checked before anything changes.
+    // A restore killed after it moved the newest set into place left it there, marked:
+    // this run finishes that one (there is no set left to move).
+    let resuming = moving && !set.join("backup_label").exists() && data.join(UNFINISHED).is_file();
+    let from = if resuming { &data } else { &set };
+    let label = read_label(from, full_backup)?;
+    if resuming {
+        tracing::info!(
+            "finishing the interrupted restore into {}: the set is already there",
+            data.display()
+        );
+    }
+    // Where the set's tablespaces go, checked before anything changes (those an interrupted
+    // restore placed already are links now).
     let mapping = tablespaces::parse_mapping(config.tablespace_mapping.as_deref().unwrap_or(""))?;
-    let placements = tablespaces::plan(&set, &mapping, &tablespaces::linked_targets(&data))?;
+    let placements: Vec<_> =
+        tablespaces::plan(from, &mapping, &tablespaces::linked_targets(&data))?
+            .into_iter()
+            .filter(|p| !data.join("pg_tblspc").join(&p.oid).is_symlink())
+            .collect();
 
     let own_server = request.dst.is_none();
     if let Some(cmd) = config.slave_stop_cmd.as_deref().filter(|_| own_server) {
@@ -73,22 +92,30 @@ pub fn restore(
     }
 
     // No backup may rotate or remove the set while it is moved or copied.
-    let _lock = if config.completed_wals.is_dir() {
+    let _lock = if config.completed_wals.is_dir() && !resuming {
         lock::take(&config.completed_wals, "restore", changes)?
     } else {
         None
     };
-    set_aside(&data, config.backup_datadir, changes)?;
-    if moving {
-        changes.apply(
-            format!("move {} to {}", set.display(), data.display()),
-            || move_tree(&set, &data),
-        )?;
-    } else {
-        changes.apply(
-            format!("copy {} to {}", set.display(), data.display()),
-            || datadir::copy_tree(&set, &data).map(|_| ()),
-        )?;
+    if !resuming {
+        set_aside(&data, config.backup_datadir, changes)?;
+        if moving {
+            // Moved with the set: until the last step removes it, the data directory is
+            // a restore to finish, not a standby.
+            let marker = set.join(UNFINISHED);
+            changes.apply(format!("mark {} as being restored", set.display()), || {
+                fs::write(&marker, b"").map_err(|e| Error::io("create", &marker, e))
+            })?;
+            changes.apply(
+                format!("move {} to {}", set.display(), data.display()),
+                || move_tree(&set, &data),
+            )?;
+        } else {
+            changes.apply(
+                format!("copy {} to {}", set.display(), data.display()),
+                || datadir::copy_tree(&set, &data).map(|_| ()),
+            )?;
+        }
     }
 
     tablespaces::place(&data, &placements, changes)?;
@@ -130,6 +157,13 @@ pub fn restore(
     controls.record_restartpoint(label.start_segment, changes)?;
     for control in [Control::Stop, Control::StopSeen, Control::Pause] {
         controls.clear(control, changes)?;
+    }
+    let marker = data.join(UNFINISHED);
+    if marker.exists() || (moving && changes.is_dry_run()) {
+        changes.apply(
+            format!("remove {}: the restore is complete", marker.display()),
+            || fs::remove_file(&marker).map_err(|e| Error::io("remove", &marker, e)),
+        )?;
     }
     match config.slave_start_cmd.as_deref().filter(|_| own_server) {
         Some(cmd) => {
@@ -340,6 +374,52 @@ mod tests {
             Some("000000010000000000000005"),
             "the backup's start segment protects the WAL it needs from purges"
         );
+    }
+
+    /// kill -9 of a restore right after it moved the newest set into place: the set is
+    /// gone from full_backup, the data directory holds it, marked, without its recovery
+    /// settings. The next restore finishes that one instead of failing for want of a set.
+    #[test]
+    fn a_restore_killed_after_the_move_is_finished_by_the_next_one() {
+        let s = scene("backup_datadir = true");
+        let set = s.path("walshipping/data.master");
+        fs::write(set.join(UNFINISHED), "").unwrap();
+        fs::rename(&set, s.path("standby")).unwrap();
+
+        let data = restore(
+            &s.config,
+            Path::new("/usr/bin/walmgr"),
+            &Request::default(),
+            &mut Changes::new(false),
+        )
+        .unwrap();
+        assert!(
+            data.join("backup_label").exists(),
+            "the set stayed where it was"
+        );
+        assert!(data.join("standby.signal").exists());
+        assert!(!data.join(UNFINISHED).exists());
+        let auto = fs::read_to_string(data.join("postgresql.auto.conf")).unwrap();
+        assert!(auto.contains("xrestore %f %p %r"), "{auto}");
+        let aside: Vec<_> = fs::read_dir(s.dir.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("standby."))
+            .collect();
+        assert!(
+            aside.is_empty(),
+            "the set itself was set aside as an old data directory"
+        );
+
+        // Finished, it is a standby like any other: a restore without a set says so.
+        let err = restore(
+            &s.config,
+            Path::new("/usr/bin/walmgr"),
+            &Request::default(),
+            &mut Changes::new(false),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("not a backup set"), "{err}");
     }
 
     #[test]
