@@ -47,7 +47,9 @@ pub fn keywords(conninfo: &str) -> Result<Vec<(String, String)>, String> {
         }
     }
     let mut found = Vec::new();
-    let mut chars = trimmed.chars().peekable();
+    // Not `trimmed`: a value may end in an escaped space (`password=s3cret\ `), which
+    // libpq keeps; whitespace between pairs is skipped below.
+    let mut chars = conninfo.chars().peekable();
     loop {
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
         if chars.peek().is_none() {
@@ -192,12 +194,12 @@ pub fn redacted(conninfo: &str) -> String {
     let mut out = String::with_capacity(conninfo.len());
     let mut rest = conninfo;
     while let Some(eq) = rest.find('=') {
-        let head = rest[..eq].trim_end();
-        let key = &head[head.rfind(char::is_whitespace).map_or(0, |i| i + 1)..];
+        // The last word before `=` (whitespace may be any Unicode space, several bytes).
+        let key = rest[..eq].trim_end().rsplit(char::is_whitespace).next();
         out.push_str(&rest[..=eq]);
         rest = &rest[eq + 1..];
         let value_len = value_len(rest);
-        if key == "password" {
+        if key == Some("password") {
             let leading = rest.len() - rest.trim_start().len();
             out.push_str(&rest[..leading]);
             out.push_str("***");
@@ -210,24 +212,34 @@ pub fn redacted(conninfo: &str) -> String {
     out
 }
 
-/// The length of a keyword value at the start of `s`: a single-quoted string (with `\'`
-/// escapes) or everything up to the next space.
+/// The length of a keyword value at the start of `s`, as [`keywords`] reads it: a
+/// single-quoted string, or everything up to the next unescaped space; `\` escapes the
+/// next character in both (so `password=s3\ cret` is one value, all of it hidden).
 fn value_len(s: &str) -> usize {
     let leading = s.len() - s.trim_start().len();
     let v = &s[leading..];
-    if let Some(quoted) = v.strip_prefix('\'') {
-        let mut escaped = false;
-        for (i, c) in quoted.char_indices() {
-            match c {
-                '\\' if !escaped => escaped = true,
-                '\'' if !escaped => return leading + 1 + i + 1,
-                _ => escaped = false,
+    let (quoted, body) = match v.strip_prefix('\'') {
+        Some(body) => (true, body),
+        None => (false, v),
+    };
+    let mut escaped = false;
+    for (i, c) in body.char_indices() {
+        let end = match c {
+            _ if escaped => {
+                escaped = false;
+                continue;
             }
-        }
-        s.len()
-    } else {
-        leading + v.find(char::is_whitespace).unwrap_or(v.len())
+            '\\' => {
+                escaped = true;
+                continue;
+            }
+            '\'' if quoted => i + 1,
+            c if !quoted && c.is_whitespace() => i,
+            _ => continue,
+        };
+        return leading + usize::from(quoted) + end;
     }
+    s.len()
 }
 
 fn redact_uri(uri: &str) -> String {
@@ -250,18 +262,28 @@ fn redact_uri(uri: &str) -> String {
         }
         None => uri[..authority_end].to_string(),
     };
-    // Query parameters may carry one too: ?password=...
-    let query = &uri[authority_end..];
-    let redacted_query: Vec<String> = query
-        .split('&')
-        .map(|part| match part.split_once("password=") {
-            Some((before, _)) if before.is_empty() || before.ends_with('?') => {
-                format!("{before}password=***")
-            }
-            _ => part.to_string(),
-        })
-        .collect();
-    out.push_str(&redacted_query.join("&"));
+    // Query parameters may carry one too: ?password=..., its name percent-encoded or not
+    // (libpq decodes names as well as values). The query starts at the first `?`, after
+    // the database name, as `keywords` reads it.
+    let rest = &uri[authority_end..];
+    let (path, query) = match rest.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (rest, None),
+    };
+    out.push_str(path);
+    if let Some(query) = query {
+        let parts: Vec<String> = query
+            .split('&')
+            .map(|part| match part.split_once('=') {
+                Some((name, _)) if percent_decoded(name).as_deref() == Ok("password") => {
+                    format!("{name}=***")
+                }
+                _ => part.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&parts.join("&"));
+    }
     out
 }
 
@@ -332,6 +354,20 @@ mod tests {
                 "postgres://m/db?user=u&password=***",
             ),
             ("postgresql://u@m/db", "postgresql://u@m/db"),
+            // Bugs the hostile-input properties found: an escaped space inside the value
+            // showed what followed it; a percent-encoded `password` parameter was shown; a
+            // non-ASCII space before a keyword panicked. And one seen while fixing those:
+            // a database name holding `password=` hid the real parameter after it.
+            ("password=s3\\ cret host=m", "password=*** host=m"),
+            (
+                "postgresql://m/db?%70assword=s3cret",
+                "postgresql://m/db?%70assword=***",
+            ),
+            (
+                "postgresql://m/password=x?password=s3cret",
+                "postgresql://m/password=x?password=***",
+            ),
+            ("host=m\u{a0}password=s3cret", "host=m\u{a0}password=***"),
         ] {
             let out = redacted(given);
             assert_eq!(out, shown, "{given}");
@@ -361,6 +397,8 @@ mod tests {
             ])
         );
         assert_eq!(pairs("  "), kv(&[]));
+        // libpq keeps an escaped space at the very end.
+        assert_eq!(pairs("password=s3\\ "), kv(&[("password", "s3 ")]));
         assert!(keywords("host").is_err());
         assert!(keywords("user='open").is_err());
     }

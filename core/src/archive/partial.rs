@@ -127,7 +127,7 @@ impl PartialStore {
                 format!("nothing of it is held here, so offset {offset} leaves a gap; start at offset 0"),
             ));
         };
-        let end = offset + len;
+        let end = offset.saturating_add(len);
         if end > held.seg_size {
             return Err(self.refuse(
                 segment,
@@ -411,6 +411,11 @@ mod tests {
             (
                 "do not fit",
                 s.store.write(&seg(3), u64::from(MB) - 10, &other[..], 100),
+            ),
+            // Bug: offset + len overflowed, a panic in a debug build.
+            (
+                "do not fit",
+                s.store.write(&seg(3), u64::MAX - 10, &other[..], 100),
             ),
             (
                 "announced",

@@ -121,8 +121,19 @@ impl BackupArea for LocalArea {
     }
 
     fn put_file(&mut self, name: &str, contents: &[u8]) -> Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
         let path = self.sink.path(Path::new(name))?;
-        fs::write(&path, contents).map_err(|e| Error::io("write", &path, e))?;
+        // O_NOFOLLOW: `path` refused a symlink already; this keeps one that appears
+        // meanwhile from redirecting the write.
+        fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .and_then(|mut f| f.write_all(contents))
+            .map_err(|e| Error::io("write", &path, e))?;
         give_to_owner_of(&path, &self.staging)
     }
 

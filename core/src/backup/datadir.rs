@@ -277,6 +277,12 @@ impl DirSink {
     }
 
     /// The path of `rel` under the root; `rel` must stay inside it.
+    ///
+    /// Inside means more than no `..`: a set holds symlinks (a log directory, what a master
+    /// sends over the wire), and a path through one lands wherever it points. So no part
+    /// of `rel` that exists may be a symlink, the last one included (a write to it would
+    /// follow it too). Nothing walmgr copies ever goes through a symlink it made: the walk
+    /// recreates a symlink and does not descend into it.
     pub fn path(&self, rel: &Path) -> Result<PathBuf> {
         use std::path::Component;
         if rel
@@ -287,6 +293,23 @@ impl DirSink {
                 "{} would leave the backup set",
                 rel.display()
             )));
+        }
+        let mut path = self.root.clone();
+        for part in rel.components() {
+            path.push(part);
+            match fs::symlink_metadata(&path) {
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    return Err(Error::refused(format!(
+                        "{} would leave the backup set through the symlink {}",
+                        rel.display(),
+                        path.display()
+                    )));
+                }
+                Ok(_) => {}
+                // Nothing below a missing part exists either; whoever writes reports
+                // any other failure with its own error.
+                Err(_) => break,
+            }
         }
         Ok(self.root.join(rel))
     }
@@ -345,6 +368,13 @@ impl TreeSink for DirSink {
     }
 
     fn symlink(&mut self, rel: &Path, target: &Path, owner: Owner) -> Result<()> {
+        // A symlink in place of the root itself would take everything after it elsewhere.
+        if rel.file_name().is_none() {
+            return Err(Error::refused(format!(
+                "a symlink {:?} names no entry inside the backup set",
+                rel.display().to_string()
+            )));
+        }
         let to = self.path(rel)?;
         std::os::unix::fs::symlink(target, &to).map_err(|e| Error::io("create symlink", &to, e))?;
         self.own(&to, owner)
@@ -468,5 +498,47 @@ mod tests {
         );
         assert_eq!(done.files, 3);
         assert_eq!(fs::read(dst.join("global/pg_control")).unwrap(), b"control");
+    }
+
+    /// Bug: a set's own symlink was followed by the writes after it, so a master that sent
+    /// `link l -> /anywhere` and then `file l/x` wrote /anywhere/x on the standby.
+    #[test]
+    fn nothing_is_written_through_a_symlink_in_the_set() {
+        let root = tempfile::tempdir().unwrap();
+        let outside = root.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        fs::write(outside.join("victim"), "kept").unwrap();
+        let mut sink = DirSink::new(&root.path().join("set"));
+        let me = Owner { uid: 0, gid: 0 };
+        sink.dir(Path::new(""), 0o700, me).unwrap();
+        sink.symlink(Path::new("l"), &outside, me).unwrap();
+        sink.symlink(Path::new("v"), &outside.join("victim"), me)
+            .unwrap();
+
+        let refusals = [
+            sink.dir(Path::new("l/d"), 0o700, me).unwrap_err(),
+            sink.write(Path::new("l/x"), 0o600, &mut &b"x"[..], 1)
+                .unwrap_err(),
+            sink.symlink(Path::new("l/y"), Path::new("/"), me)
+                .unwrap_err(),
+            sink.path(Path::new("v")).unwrap_err(),
+            // The root itself cannot become a symlink either.
+            DirSink::new(&root.path().join("new"))
+                .symlink(Path::new(""), &outside, me)
+                .unwrap_err(),
+        ];
+        for refused in refusals {
+            let message = refused.to_string();
+            assert!(message.contains("backup set"), "{message}");
+        }
+        let left: Vec<_> = fs::read_dir(&outside)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["victim"]);
+        assert_eq!(fs::read_to_string(outside.join("victim")).unwrap(), "kept");
+        assert!(!root.path().join("new").exists());
+        // The symlinks themselves are part of the set, as a data directory's are.
+        assert_eq!(fs::read_link(root.path().join("set/l")).unwrap(), outside);
     }
 }

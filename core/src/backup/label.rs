@@ -36,7 +36,10 @@ impl BackupLabel {
             .strip_prefix("(file ")
             .and_then(|r| r.strip_suffix(')'))
             .ok_or_else(|| bad("bad START WAL LOCATION file"))?;
-        let start_segment = match WalFileName::parse(file)? {
+        // The name's own error would not say which backup_label holds it.
+        let named =
+            WalFileName::parse(file).map_err(|e| bad(&format!("START WAL LOCATION: {e}")))?;
+        let start_segment = match named {
             WalFileName::Segment(s) => s,
             _ => return Err(bad("START WAL LOCATION names no segment")),
         };
@@ -88,5 +91,18 @@ START TIMELINE: 1\n";
     fn a_damaged_label_names_the_file() {
         let err = BackupLabel::parse("LABEL: x\n", Path::new("/b/backup_label")).unwrap_err();
         assert!(err.to_string().contains("/b/backup_label"), "{err}");
+    }
+
+    /// Bug (found by the hostile-input properties): a label whose start file is no WAL name
+    /// was reported with the name alone, not the backup_label it came from.
+    #[test]
+    fn a_label_naming_no_wal_file_names_the_label() {
+        let text = LABEL.replace("000000010000000000000002", "x00000010000000000000002");
+        let err = BackupLabel::parse(&text, Path::new("/b/backup_label")).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains("/b/backup_label") && message.contains("x00000010000000000000002"),
+            "{message}"
+        );
     }
 }

@@ -10,6 +10,11 @@ use super::{Format, RawEntry, RawValue};
 use crate::error::{Error, Origin, Result};
 use crate::os::users as system;
 
+/// The longest value references may expand to. No value walmgr reads comes near it (paths,
+/// commands, connection strings); a value that refers to another twice, which refers to
+/// another twice, ... doubles at each level, and forty lines would ask for terabytes.
+const MAX_EXPANDED: usize = 1 << 20;
+
 pub(super) struct Resolver<'a> {
     entries: &'a BTreeMap<String, RawEntry>,
     format: Format,
@@ -125,6 +130,7 @@ impl<'a> Resolver<'a> {
                 };
                 let name = inner[..close].to_lowercase();
                 out.push_str(&self.reference(key, &name, &format!("%({name})s"), origin)?);
+                bounded(&out, key, origin)?;
                 rest = &inner[close + 2..];
             } else {
                 return Err(Error::config(
@@ -162,6 +168,7 @@ impl<'a> Resolver<'a> {
                 };
                 let name = &inner[..close];
                 out.push_str(&self.reference(key, name, &format!("${{{name}}}"), origin)?);
+                bounded(&out, key, origin)?;
                 rest = &inner[close + 1..];
             } else {
                 out.push('$');
@@ -188,6 +195,21 @@ impl<'a> Resolver<'a> {
             )),
         }
     }
+}
+
+fn bounded(expanded: &str, key: &str, origin: &Origin) -> Result<()> {
+    if expanded.len() <= MAX_EXPANDED {
+        return Ok(());
+    }
+    Err(Error::config(
+        origin.clone(),
+        Some(key),
+        format!(
+            "its references expand to more than {} MiB; values that refer to others \
+             several times, over many levels, grow without bound",
+            MAX_EXPANDED >> 20
+        ),
+    ))
 }
 
 /// skytools' default job name: the config file's name without its extension.

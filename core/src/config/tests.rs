@@ -301,6 +301,35 @@ fn percent_interpolation_errors() {
     );
 }
 
+/// Found writing the hostile-input properties: references that double at each level (the
+/// "billion laughs") expanded until memory ran out; forty lines asked for a terabyte. Now
+/// the first value past the limit is refused, naming its key and line.
+#[test]
+fn references_that_double_at_every_level_are_refused_not_expanded() {
+    let mut text = String::from("[DEFAULT]\nv0 = ha\n");
+    for level in 1..40 {
+        let below = level - 1;
+        text.push_str(&format!("v{level} = %(v{below})s%(v{below})s\n"));
+    }
+    text.push_str("[walmgr]\nwalmgr_data = /w\nperiodic_command = %(v39)s\n");
+    let started = std::time::Instant::now();
+    let e = err_text(ini(&text));
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    // v20 is the first past 1 MiB: 2 bytes doubled 20 times.
+    assert!(e.contains("test.ini:22: key 'v20'"), "{e}");
+    assert!(e.contains("more than 1 MiB"), "{e}");
+
+    // Up to the limit, the same pattern still works.
+    let mut text = String::from("[DEFAULT]\nv0 = ha\n");
+    for level in 1..20 {
+        let below = level - 1;
+        text.push_str(&format!("v{level} = %(v{below})s%(v{below})s\n"));
+    }
+    text.push_str("[walmgr]\nwalmgr_data = /w\nperiodic_command = %(v19)s\n");
+    let c = ini(&text).unwrap();
+    assert_eq!(c.periodic_command.map(|p| p.len()), Some(1 << 20));
+}
+
 #[test]
 fn ini_syntax() {
     let c = ini("; leading comment\n\

@@ -376,3 +376,71 @@ impl BackupArea for RemoteArea {
         self.ask(json!({"op": "alive"}), None).map(|_| ())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    /// Bug: the standby's xserve followed symlinks the master had sent into the staged
+    /// set, so a master's key (restricted to `xserve`) could create or overwrite any file
+    /// the standby's user may write: `link l -> ~/.ssh`, then `file l/authorized_keys`.
+    #[test]
+    fn a_master_cannot_write_through_a_symlink_it_sent() {
+        let root = tempfile::tempdir().unwrap();
+        let outside = root.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        fs::write(outside.join("victim"), "kept").unwrap();
+        let text = format!(
+            "[walmgr]\nwalmgr_data = '{}'\n",
+            root.path().join("walmgr").display()
+        );
+        let standby = Config::parse(
+            &text,
+            Path::new("slave.toml"),
+            crate::config::Format::Toml,
+            &[],
+        )
+        .unwrap();
+        for dir in crate::remote::slave_dirs(&standby) {
+            fs::create_dir_all(dir).unwrap();
+        }
+        let mut receiving = Receiving::new(Some(standby));
+        let mut send = |op: Value, body: &[u8]| {
+            let mut input = Cursor::new(body.to_vec());
+            receiving
+                .request(&op.to_string(), Encoding::Plain, &mut input)
+                .unwrap()
+        };
+        let o = outside.display().to_string();
+        let begun = send(json!({"op": "begin", "what": "test"}), b"");
+        assert!(begun.unwrap().starts_with("OK"));
+        send(json!({"op": "dir", "rel": "", "mode": 0o700}), b"");
+        send(json!({"op": "link", "rel": "l", "target": o}), b"");
+        send(
+            json!({"op": "file", "rel": "l/x", "mode": 0o600, "len": 3}),
+            b"abc",
+        );
+        let file = send(json!({"op": "check"}), b"").unwrap();
+        send(json!({"op": "dir", "rel": "l/d", "mode": 0o700}), b"");
+        let dir = send(json!({"op": "check"}), b"").unwrap();
+        send(
+            json!({"op": "link", "rel": "v", "target": format!("{o}/victim")}),
+            b"",
+        );
+        let put = send(json!({"op": "put", "rel": "v", "len": 4}), b"gone").unwrap();
+
+        for reply in [file, dir, put] {
+            assert!(
+                reply.starts_with("ERR") && reply.contains("through the symlink"),
+                "{reply}"
+            );
+        }
+        let left: Vec<_> = fs::read_dir(&outside)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["victim"]);
+        assert_eq!(fs::read_to_string(outside.join("victim")).unwrap(), "kept");
+    }
+}

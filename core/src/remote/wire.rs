@@ -137,8 +137,10 @@ impl Receiver {
                     self.put(name, len, encoding, &mut input)?
                 }
                 ["PARTIAL", name, offset, len] => {
-                    let (Ok(offset), Some(len)) = (
-                        offset.parse::<u64>(),
+                    // No segment is larger than MAX_FILE: an offset beyond it is a broken
+                    // peer (and offset + len could not even be computed).
+                    let (Some(offset), Some(len)) = (
+                        offset.parse::<u64>().ok().filter(|o| *o <= MAX_FILE),
                         len.parse().ok().filter(|l| *l <= MAX_CHUNK),
                     ) else {
                         return Err(Error::protocol(
@@ -733,6 +735,33 @@ mod tests {
             "{reply}"
         );
         assert_eq!(std::fs::read_dir(receiver.store.dir()).unwrap().count(), 0);
+    }
+
+    /// Bug: PARTIAL took any offset, and offset + len overflowed (a panic in a debug
+    /// build) once part of the segment was held.
+    #[test]
+    fn an_offset_beyond_any_segment_ends_the_session_as_a_broken_peer() {
+        let dir = tempfile::tempdir().unwrap();
+        let receiver = receiver(dir.path());
+        let (name, data) = segment(6);
+        let mut input = raw(format!("DIRS create\nPARTIAL {name} 0 8192\n").as_bytes());
+        input.extend_from_slice(&data[..8192]);
+        input.extend_from_slice(format!("PARTIAL {name} {} 10\n", u64::MAX - 3).as_bytes());
+        input.extend_from_slice(&[0; 10]);
+        let mut replies = Vec::new();
+        let err = receiver
+            .serve(BufReader::new(Cursor::new(input)), &mut replies)
+            .unwrap_err();
+        assert!(err.to_string().contains("bad offset"), "{err}");
+        let reply = String::from_utf8(replies).unwrap();
+        assert!(
+            reply.lines().last().unwrap().starts_with("OK held 8192"),
+            "{reply}"
+        );
+        let WalFileName::Segment(seg) = name else {
+            unreachable!()
+        };
+        assert_eq!(receiver.partials.held(&seg).unwrap().unwrap().len, 8192);
     }
 
     #[test]
