@@ -91,7 +91,7 @@ impl Receiving {
                         return Ok(());
                     }
                     let rel = PathBuf::from(field("rel"));
-                    let mode = number("mode") as u32 & 0o7777;
+                    let mode = number("mode") as u32 & 0o777; // no setuid, setgid or sticky bit from a master
                     self.area_mut()?
                         .sink_dir()
                         .write(&rel, mode, body, len)
@@ -179,7 +179,7 @@ impl Receiving {
         let owner = Owner { uid: 0, gid: 0 };
         let sink = self.area_mut()?.sink();
         match op {
-            "dir" => sink.dir(rel, mode as u32 & 0o7777, owner),
+            "dir" => sink.dir(rel, mode as u32 & 0o777, owner),
             _ => sink.symlink(rel, Path::new(target), owner),
         }
     }
