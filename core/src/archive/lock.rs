@@ -10,6 +10,8 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use nix::fcntl::{Flock, FlockArg};
+
 use crate::changes::Changes;
 use crate::error::{Error, Result};
 use crate::os::process;
@@ -134,6 +136,20 @@ pub fn acquire(dir: &Path, me: &Holder) -> Result<Taken> {
     f.write_all(me.encode().as_bytes())
         .and_then(|_| f.sync_all())
         .map_err(|e| Error::io("write", &draft, e))?;
+    // One taker at a time judges and replaces a stale lock: with three, one could move
+    // aside the lock another had just taken over while a third took the empty place, and
+    // two would hold it. Held for microseconds; the kernel drops it if we die.
+    let guard_path = dir.join(format!(".{LOCK_FILE}.guard"));
+    let guard = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(crate::os::files::NO_FOLLOW)
+        .open(&guard_path)
+        .map_err(|e| Error::io("create", &guard_path, e))?;
+    let _guard = Flock::lock(guard, FlockArg::LockExclusive)
+        .map_err(|(_, errno)| Error::io("lock", &guard_path, io::Error::from(errno)))?;
     let result = publish(dir, &path, &draft);
     let _ = fs::remove_file(&draft);
     result
@@ -155,6 +171,10 @@ fn publish(dir: &Path, path: &Path, draft: &Path) -> Result<Taken> {
                 // Move the stale lock aside (one taker wins the rename), then make sure
                 // what we moved is the stale lock we judged, not a fresh one just taken.
                 let aside = dir.join(format!(".{LOCK_FILE}.stale.{}", std::process::id()));
+                // In tests, a moment between judging and acting: the window in which
+                // other takers used to race.
+                #[cfg(test)]
+                std::thread::sleep(std::time::Duration::from_millis(1));
                 match fs::rename(path, &aside) {
                     Ok(()) => {}
                     Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
@@ -356,6 +376,73 @@ mod tests {
         fs::write(dir.path().join(LOCK_FILE), dead.encode()).unwrap();
         let taken = acquire(dir.path(), &Holder::me("backup")).unwrap();
         assert_eq!(taken, Taken::TakenOver(dead));
+    }
+
+    /// Three takers at once over a dead holder's lock, many times: exactly one wins each
+    /// time, and the lock names the winner (before, a third taker could slip in while a
+    /// second moved the first's fresh lock aside, and two held it).
+    #[test]
+    fn three_takers_of_a_stale_lock_leave_exactly_one_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sleepers: Vec<_> = (0..3)
+            .map(|_| {
+                std::process::Command::new("sleep")
+                    .arg("60")
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let takers: Vec<Holder> = sleepers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Holder {
+                host: host_name(),
+                pid: c.id(),
+                started: process::start_time(c.id()).unwrap(),
+                what: format!("backup {i}"),
+                until_release: false,
+            })
+            .collect();
+        let dead = Holder {
+            host: host_name(),
+            pid: u32::MAX - 1,
+            started: 1,
+            what: "a backup that died".into(),
+            until_release: false,
+        };
+        for round in 0..40 {
+            fs::write(dir.path().join(LOCK_FILE), dead.encode()).unwrap();
+            let start = std::sync::Barrier::new(takers.len());
+            let won: Vec<usize> = std::thread::scope(|s| {
+                let handles: Vec<_> = takers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, h)| {
+                        let start = &start;
+                        let dir = dir.path();
+                        s.spawn(move || {
+                            start.wait();
+                            acquire(dir, h).ok().map(|_| i)
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .filter_map(|t| t.join().unwrap())
+                    .collect()
+            });
+            assert_eq!(won.len(), 1, "round {round}: {won:?} all hold the lock");
+            assert_eq!(
+                read_holder(&dir.path().join(LOCK_FILE)).unwrap(),
+                Some(takers[won[0]].clone()),
+                "round {round}"
+            );
+            fs::remove_file(dir.path().join(LOCK_FILE)).unwrap();
+        }
+        for s in &mut sleepers {
+            let _ = s.kill();
+            let _ = s.wait();
+        }
     }
 
     #[test]
