@@ -18,6 +18,10 @@
 #
 # Environment:
 #   WALMGR_BENCH_LINKS=open,slow       which phases run (default both).
+#   WALMGR_BENCH_CLI_B=PATH            a second walmgr build, run on both hosts beside this
+#                                      checkout's (variants "walmgr B", "walmgr B compression"):
+#                                      a before/after comparison in one interleaved run;
+#                                      WALMGR_BENCH_CLI_B_NOTE says what it is in the output.
 #   WALMGR_BENCH_INSTALL_EXTENSION=1   build and install walmgr.so for PostgreSQL 15 (release)
 #                                      even if one is installed (the master archives through
 #                                      it; backups do not go through it). Default: only when

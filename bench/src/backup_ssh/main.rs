@@ -26,8 +26,11 @@
 //!   walmgr-backup-ssh-bench REPS SCALE
 //!
 //! Environment: WALMGR_BENCH_CLI, the walmgr binary both hosts run (required);
-//! WALMGR_BENCH_LINKS=open,slow (default both: which phases run); WALMGR_KEEP_TEST_DIRS
-//! keeps the bench directory. Exit status 0 when every copy held the master's files
+//! WALMGR_BENCH_LINKS=open,slow (default both: which phases run); WALMGR_BENCH_CLI_B, a second
+//! walmgr build measured beside the first on both hosts (variants `walmgr B` and `walmgr B
+//! compression`, for a before/after comparison in one interleaved run) and
+//! WALMGR_BENCH_CLI_B_NOTE, what it is (printed);
+//! WALMGR_KEEP_TEST_DIRS keeps the bench directory. Exit status 0 when every copy held the master's files
 //! (targets met or not: this is a measurement), 2 when one did not, 101 when the set-up
 //! failed.
 
@@ -37,7 +40,7 @@ mod scenario;
 mod tree;
 mod variants;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -88,8 +91,8 @@ enum Link {
 }
 
 impl Link {
-    fn variants(self) -> Vec<Variant> {
-        match self {
+    fn variants(self, second: bool) -> Vec<Variant> {
+        let mut variants = match self {
             Link::Open => vec![
                 Variant::WALMGR,
                 Variant::WALMGR_ZSTD,
@@ -103,7 +106,11 @@ impl Link {
                 Variant::RSYNC_Z,
                 Variant::BASEBACKUP,
             ],
+        };
+        if second {
+            variants.extend([Variant::WALMGR_B, Variant::WALMGR_B_ZSTD]);
         }
+        variants
     }
 
     fn describe(self) -> &'static str {
@@ -140,7 +147,8 @@ fn main() -> ExitCode {
         .unwrap_or_else(|| {
             panic!("WALMGR_BENCH_CLI must name the walmgr binary (bench/backup-ssh.sh sets it)")
         });
-    match run(&cli, reps, scale, &links) {
+    let second = std::env::var_os("WALMGR_BENCH_CLI_B").map(PathBuf::from);
+    match run(&cli, second.as_deref(), reps, scale, &links) {
         Ok(()) => ExitCode::SUCCESS,
         Err(VerifyError(e)) => {
             eprintln!("VERIFICATION FAILED: {e}");
@@ -149,13 +157,31 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: &std::path::Path, reps: usize, scale: u32, links: &[Link]) -> Result<(), VerifyError> {
+fn run(
+    cli: &Path,
+    second: Option<&Path>,
+    reps: usize,
+    scale: u32,
+    links: &[Link],
+) -> Result<(), VerifyError> {
     let started = Instant::now();
-    let sc = Scenario::start(cli, scale);
+    let sc = Scenario::start(cli, second, scale);
     log(&format!("bench directory {}", sc.s.dir.path.display()));
     let master_files = tree::list(&sc.s.master.data);
     let master_bytes = tree::total(&master_files);
     describe(&sc, scale, master_files.len(), master_bytes);
+    if let Some(b) = second {
+        let note = std::env::var("WALMGR_BENCH_CLI_B_NOTE").unwrap_or_default();
+        println!(
+            "walmgr B: a second build on both hosts, measured beside this one: {}{}",
+            b.display(),
+            if note.is_empty() {
+                String::new()
+            } else {
+                format!(" ({note})")
+            }
+        );
+    }
 
     log("one untimed walmgr backup: the archive drops the fill's WAL, the set-up is checked");
     variants::run(&sc, &Variant::WALMGR)?;
@@ -164,7 +190,7 @@ fn run(cli: &std::path::Path, reps: usize, scale: u32, links: &[Link]) -> Result
     let mut all: Vec<(Link, Results)> = Vec::new();
     for &link in links {
         let shaped = (link == Link::Slow).then(|| Shaped::new(sc.hosts(), "100mbit"));
-        let variants = link.variants();
+        let variants = link.variants(sc.second.is_some());
         let mut results = Results::new();
         for rep in 0..reps {
             for i in 0..variants.len() {
@@ -279,28 +305,37 @@ fn describe(sc: &Scenario, scale: u32, files: usize, bytes: u64) {
     report::flush();
 }
 
-/// The issue's three targets.
+/// The issue's three targets (and the same for a second build, if measured).
 fn targets(all: &[(Link, Results)]) {
     println!();
+    let builds = [
+        ("walmgr", "walmgr compression"),
+        ("walmgr B", "walmgr B compression"),
+    ];
     for (link, results) in all {
-        match link {
-            Link::Open => {
-                let (x, each) = ratio(results, "rsync -a + sync", "walmgr");
-                println!(
-                    "target: walmgr backup >= 1.5x rsync over ssh, open link: {} ({x:.2}x; per \
-                     repetition {each})",
-                    verdict(x >= 1.5)
-                );
-                let (x, each) = ratio(results, "rsync -a + sync", "walmgr compression");
-                println!("  (with compression = true: {x:.2}x rsync; per repetition {each})");
+        for (plain, zstd) in builds {
+            if !results.contains_key(plain) {
+                continue;
             }
-            Link::Slow => {
-                let (x, each) = ratio(results, "walmgr compression", "walmgr");
-                println!(
-                    "target: compression = true <= 0.6x the time of compression = false at \
-                     100 Mbit/s: {} ({x:.2}; per repetition {each})",
-                    verdict(x <= 0.6)
-                );
+            match link {
+                Link::Open => {
+                    let (x, each) = ratio(results, "rsync -a + sync", plain);
+                    println!(
+                        "target: {plain} backup >= 1.5x rsync over ssh, open link: {} ({x:.2}x; \
+                         per repetition {each})",
+                        verdict(x >= 1.5)
+                    );
+                    let (x, each) = ratio(results, "rsync -a + sync", zstd);
+                    println!("  (with compression = true: {x:.2}x rsync; per repetition {each})");
+                }
+                Link::Slow => {
+                    let (x, each) = ratio(results, zstd, plain);
+                    println!(
+                        "target: {plain}, compression = true <= 0.6x the time of compression = \
+                         false at 100 Mbit/s: {} ({x:.2}; per repetition {each})",
+                        verdict(x <= 0.6)
+                    );
+                }
             }
         }
     }
@@ -312,7 +347,9 @@ fn targets(all: &[(Link, Results)]) {
         let kb = all
             .iter()
             .flat_map(|(_, results)| {
-                [Variant::WALMGR.name, Variant::WALMGR_ZSTD.name]
+                builds
+                    .iter()
+                    .flat_map(|(plain, zstd)| [*plain, *zstd])
                     .map(|name| report::peaks(results, name))
             })
             .filter_map(|p| p.get(&(side, kind.to_string())).map(|peak| peak.hwm_kb))

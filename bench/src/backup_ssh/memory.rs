@@ -1,4 +1,5 @@
-//! Peak memory of the processes one backup run starts on either host.
+//! Peak memory and CPU time of the processes one backup run starts on either host, and how
+//! busy the machine was meanwhile.
 //!
 //! The far end of every variant (the standby's `walmgr xserve`, the `rsync --server` sshd
 //! runs, sshd's own session processes) is started by sshd, not by the bench, so no wait4
@@ -12,6 +13,10 @@
 //! becoming `runuser` becoming `walmgr` is three entries, one per name. PostgreSQL backends
 //! (`postgres`) also count the shared buffers they touched in `VmHWM`; for them the peak of
 //! `RssAnon + RssFile` (their private part) is kept too, and reported instead.
+//!
+//! CPU time is each process's utime + stime (all its threads) as last seen, summed per
+//! kind; the machine's share comes from /proc/stat at the start and the end of the run
+//! (both hosts share this machine's CPUs: a transfer can be CPU-bound on the two together).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
@@ -95,10 +100,30 @@ pub fn tool(peaks: &Peaks, side: Side) -> Option<(String, u64)> {
         .max_by_key(|(_, kb)| *kb)
 }
 
+/// (host, kind of process) -> CPU seconds its processes used.
+pub type CpuTimes = BTreeMap<(Side, String), f64>;
+
+/// What the whole machine did during a run, in CPUs (busy seconds / wall seconds).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MachineCpu {
+    pub busy: f64,
+    pub iowait: f64,
+}
+
+/// Everything one run's watch saw.
+#[derive(Debug, Clone, Default)]
+pub struct Seen {
+    pub peaks: Peaks,
+    pub cpu: CpuTimes,
+    pub machine: MachineCpu,
+}
+
 /// Polls while a run lasts; [`Watch::finish`] returns what it saw.
 pub struct Watch {
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<Peaks>>,
+    thread: Option<JoinHandle<(Peaks, CpuTimes)>>,
+    stat_before: Option<CpuStat>,
+    started: std::time::Instant,
 }
 
 impl Watch {
@@ -116,16 +141,32 @@ impl Watch {
         Watch {
             stop,
             thread: Some(thread),
+            stat_before: CpuStat::read(),
+            started: std::time::Instant::now(),
         }
     }
 
-    /// Stops polling (after one last round) and returns the peaks.
-    pub fn finish(mut self) -> Peaks {
+    /// Stops polling (after one last round) and returns what it saw.
+    pub fn finish(mut self) -> Seen {
+        let wall = self.started.elapsed().as_secs_f64();
+        let machine = match (self.stat_before, CpuStat::read()) {
+            (Some(a), Some(b)) if wall > 0.0 => MachineCpu {
+                busy: b.busy.saturating_sub(a.busy) as f64 / ticks_per_second() / wall,
+                iowait: b.iowait.saturating_sub(a.iowait) as f64 / ticks_per_second() / wall,
+            },
+            _ => MachineCpu::default(),
+        };
         self.stop.store(true, Ordering::SeqCst);
-        self.thread
+        let (peaks, cpu) = self
+            .thread
             .take()
             .map(|t| t.join().unwrap_or_default())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        Seen {
+            peaks,
+            cpu,
+            machine,
+        }
     }
 }
 
@@ -135,8 +176,14 @@ impl Drop for Watch {
     }
 }
 
-fn poll(namespaces: [(u64, Side); 2], baseline: HashSet<i32>, stop: &AtomicBool) -> Peaks {
+fn poll(
+    namespaces: [(u64, Side); 2],
+    baseline: HashSet<i32>,
+    stop: &AtomicBool,
+) -> (Peaks, CpuTimes) {
     let mut sides: HashMap<i32, Side> = HashMap::new();
+    // pid -> (host, kind, CPU ticks) as last seen.
+    let mut cpu: HashMap<i32, (Side, String, u64)> = HashMap::new();
     // pid -> (name, kind) of its current program, so that walmgr's command line is read
     // once per exec, not every poll.
     let mut kinds: HashMap<i32, (String, String)> = HashMap::new();
@@ -168,13 +215,20 @@ fn poll(namespaces: [(u64, Side); 2], baseline: HashSet<i32>, stop: &AtomicBool)
                     kind
                 }
             };
+            if let Some(ticks) = cpu_ticks(pid) {
+                cpu.insert(pid, (side, kind.clone(), ticks));
+            }
             peaks.entry((side, kind)).or_default().merge(Peak {
                 hwm_kb: status.hwm_kb,
                 private_kb: status.anon_kb + status.file_kb,
             });
         }
         if last_round {
-            return peaks;
+            let mut times = CpuTimes::new();
+            for (side, kind, ticks) in cpu.into_values() {
+                *times.entry((side, kind)).or_default() += ticks as f64 / ticks_per_second();
+            }
+            return (peaks, times);
         }
         std::thread::sleep(POLL);
     }
@@ -230,6 +284,52 @@ fn pids() -> impl Iterator<Item = i32> {
         .into_iter()
         .flatten()
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+}
+
+/// utime + stime of a process (all its threads), in clock ticks.
+fn cpu_ticks(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command name, which may hold spaces, in parentheses: fields 3 on.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+fn ticks_per_second() -> f64 {
+    // SAFETY: plain libc call.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if hz > 0 {
+        hz as f64
+    } else {
+        100.0
+    }
+}
+
+/// The machine's CPU ticks so far, from the `cpu` line of /proc/stat.
+#[derive(Debug, Clone, Copy)]
+struct CpuStat {
+    busy: u64,
+    iowait: u64,
+}
+
+impl CpuStat {
+    fn read() -> Option<CpuStat> {
+        let text = std::fs::read_to_string("/proc/stat").ok()?;
+        let line = text.lines().find(|l| l.starts_with("cpu "))?;
+        let v: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        // user nice system idle iowait irq softirq steal
+        let at = |i: usize| v.get(i).copied().unwrap_or(0);
+        Some(CpuStat {
+            busy: at(0) + at(1) + at(2) + at(5) + at(6) + at(7),
+            iowait: at(4),
+        })
+    }
 }
 
 /// The fields of /proc/PID/status the watch needs (sizes in KiB).

@@ -34,7 +34,7 @@ pub fn secs(results: &Results, name: &str) -> Vec<f64> {
 pub fn peaks(results: &Results, name: &str) -> Peaks {
     let mut all = Peaks::new();
     for run in results.get(name).into_iter().flatten() {
-        memory::merge(&mut all, &run.peaks);
+        memory::merge(&mut all, &run.seen.peaks);
     }
     all
 }
@@ -126,7 +126,8 @@ pub fn table(title: &str, variants: &[Variant], results: &Results, master_bytes:
         "(MB = 10^6 bytes; x rsync = rsync's median time / this one's; master/standby MB = \
          peak RSS (VmHWM) of the largest process of the copy on that host, sshd = the \
          standby's sshd session processes; * = pg_basebackup's master end, the walsender, \
-         without the shared buffers it touched)"
+         without the shared buffers it touched; CPU s: CPU time of the run's processes, \
+         machine: CPUs busy on average, both hosts and anything else included)"
     );
     println!();
     for v in variants {
@@ -145,6 +146,9 @@ pub fn table(title: &str, variants: &[Variant], results: &Results, master_bytes:
             ts.join(" ")
         );
         println!("    peak RSS MB: {}", breakdown(&peaks(results, v.name)));
+        if let Some(runs) = results.get(v.name) {
+            println!("    CPU s (mean of runs): {}", cpu(runs));
+        }
     }
     flush();
 }
@@ -173,6 +177,35 @@ fn breakdown(peaks: &Peaks) -> String {
         }
     }
     sides.join("; ")
+}
+
+/// `master: walmgr backup 7.1, ...; standby: ...; machine 1.6 CPUs busy, 0.1 in iowait`:
+/// the mean over `runs`.
+fn cpu(runs: &[Run]) -> String {
+    let n = runs.len().max(1) as f64;
+    let mut sums: BTreeMap<(Side, String), f64> = BTreeMap::new();
+    for run in runs {
+        for (key, secs) in &run.seen.cpu {
+            *sums.entry(key.clone()).or_default() += secs;
+        }
+    }
+    let mut parts = Vec::new();
+    for side in [Side::Master, Side::Standby] {
+        let of_side: Vec<String> = sums
+            .iter()
+            .filter(|((s, _), secs)| *s == side && **secs / n >= 0.05)
+            .map(|((_, kind), secs)| format!("{kind} {:.1}", secs / n))
+            .collect();
+        if !of_side.is_empty() {
+            parts.push(format!("{}: {}", side.name(), of_side.join(", ")));
+        }
+    }
+    let busy: f64 = runs.iter().map(|r| r.seen.machine.busy).sum::<f64>() / n;
+    let iowait: f64 = runs.iter().map(|r| r.seen.machine.iowait).sum::<f64>() / n;
+    parts.push(format!(
+        "machine {busy:.2} CPUs busy, {iowait:.2} in iowait"
+    ));
+    parts.join("; ")
 }
 
 /// `PASS (1.83; per repetition 1.80 1.91 1.79)`: `a / b` of the medians and of each

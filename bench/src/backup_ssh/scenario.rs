@@ -30,10 +30,21 @@ pub struct Scenario {
     pub walmgr_set: PathBuf,
     /// rsync's and pg_basebackup's copies go below this directory.
     pub copies: PathBuf,
+    /// A second walmgr build measured beside the first (WALMGR_BENCH_CLI_B).
+    pub second: Option<SecondBuild>,
+}
+
+/// Another walmgr binary on both hosts, for a before/after comparison in one interleaved
+/// run: the standby runs its xserve for a key of its own (`--ssh-add-key` of that binary
+/// installs itself as the key's forced command).
+pub struct SecondBuild {
+    pub bin: PathBuf,
+    pub config: PathBuf,
+    pub zstd_config: PathBuf,
 }
 
 impl Scenario {
-    pub fn start(walmgr: &Path, scale: u32) -> Scenario {
+    pub fn start(walmgr: &Path, second: Option<&Path>, scale: u32) -> Scenario {
         log("two hosts, a master archiving to the standby host over SSH");
         let s = Shipping::two_hosts(walmgr, &Pg::major(15), "bkbench", &[], "");
         s.setup();
@@ -62,6 +73,7 @@ impl Scenario {
         let known_hosts = s.dir.join("known_hosts");
         let walmgr_set = s.dir.join("walshipping/data.master");
         let copies = s.dir.mkdir("copies");
+        let second = second.map(|built| second_build(&s, built, &text));
         Scenario {
             s,
             zstd_config,
@@ -69,6 +81,7 @@ impl Scenario {
             known_hosts,
             walmgr_set,
             copies,
+            second,
         }
     }
 
@@ -148,6 +161,51 @@ impl Scenario {
         let file = copy.join("backup_label");
         fs::write(&file, label).unwrap_or_else(|e| panic!("write {}: {e}", file.display()));
         chown_to_postgres(&file);
+    }
+}
+
+/// `built` as `<dir>/bin-b/walmgr` (same program name, so the memory watch knows it), a key
+/// it installs on the standby for itself, and master configs naming both.
+fn second_build(s: &Shipping, built: &Path, master_toml: &str) -> SecondBuild {
+    s.dir.mkdir("bin-b");
+    let bin = s.dir.join("bin-b/walmgr");
+    fs::copy(built, &bin)
+        .unwrap_or_else(|e| panic!("copy {} to {}: {e}", built.display(), bin.display()));
+    fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .unwrap_or_else(|e| panic!("chmod 755 {}: {e}", bin.display()));
+    chown_to_postgres(&bin);
+    let (key, public) = Sshd::client_key(&s.dir, "master_key_b");
+    TestCommand::new(&bin)
+        .args([
+            path(&s.slave_config),
+            &format!("--ssh-add-key={}", public.display()),
+        ])
+        .env("HOME", s.sshd().home())
+        .on(&s.hosts().standby)
+        .as_postgres()
+        .ok();
+    let text: String = master_toml
+        .lines()
+        .map(|l| {
+            if l.starts_with("slave_walmgr =") {
+                format!("slave_walmgr = \"{}\"\n", bin.display())
+            } else if l.starts_with("ssh_identity =") {
+                format!("ssh_identity = \"{}\"\n", key.display())
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    assert!(
+        text.contains(path(&bin)) && text.contains(path(&key)),
+        "master.toml has no slave_walmgr or ssh_identity line to point at the second build:\n{text}"
+    );
+    SecondBuild {
+        config: s.dir.write("master-b.toml", &text),
+        zstd_config: s
+            .dir
+            .write("master-b-zstd.toml", format!("{text}compression = true\n")),
+        bin,
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use walmgr_tests::shipping::path;
 use walmgr_tests::TestCommand;
 
-use crate::memory::{Peaks, Watch};
+use crate::memory::{Seen, Watch};
 use crate::scenario::{cold_cache, Scenario};
 use crate::tree::{self, Held};
 use crate::VerifyError;
@@ -18,8 +18,9 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(1800);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// `walmgr master.toml backup` over its SSH session to the standby's xserve.
-    Walmgr { compression: bool },
+    /// `walmgr master.toml backup` over its SSH session to the standby's xserve; `second`:
+    /// the second build's (WALMGR_BENCH_CLI_B) on both hosts.
+    Walmgr { compression: bool, second: bool },
     /// walmgr3's way: pg_backup_start, `rsync -a` over ssh (`-z` with walmgr3's
     /// `compression`), pg_backup_stop, then `ssh standby sync`.
     Rsync { compress: bool },
@@ -36,11 +37,31 @@ pub struct Variant {
 impl Variant {
     pub const WALMGR: Variant = Variant {
         name: "walmgr",
-        kind: Kind::Walmgr { compression: false },
+        kind: Kind::Walmgr {
+            compression: false,
+            second: false,
+        },
     };
     pub const WALMGR_ZSTD: Variant = Variant {
         name: "walmgr compression",
-        kind: Kind::Walmgr { compression: true },
+        kind: Kind::Walmgr {
+            compression: true,
+            second: false,
+        },
+    };
+    pub const WALMGR_B: Variant = Variant {
+        name: "walmgr B",
+        kind: Kind::Walmgr {
+            compression: false,
+            second: true,
+        },
+    };
+    pub const WALMGR_B_ZSTD: Variant = Variant {
+        name: "walmgr B compression",
+        kind: Kind::Walmgr {
+            compression: true,
+            second: true,
+        },
     };
     pub const RSYNC: Variant = Variant {
         name: "rsync -a + sync",
@@ -61,7 +82,7 @@ impl Variant {
 pub struct Run {
     pub secs: f64,
     pub held: Held,
-    pub peaks: Peaks,
+    pub seen: Seen,
 }
 
 /// Runs `variant` once: removes the previous copies, checkpoints (so that the backup's own
@@ -75,28 +96,43 @@ pub fn run(sc: &Scenario, variant: &Variant) -> Result<Run, VerifyError> {
     let watch = Watch::start(sc.hosts());
     let started = Instant::now();
     let copy = match variant.kind {
-        Kind::Walmgr { compression } => walmgr(sc, compression),
+        Kind::Walmgr {
+            compression,
+            second,
+        } => walmgr(sc, compression, second),
         Kind::Rsync { compress } => rsync(sc, compress),
         Kind::BaseBackup => basebackup(sc),
     };
     let secs = started.elapsed().as_secs_f64();
-    let peaks = watch.finish();
+    let seen = watch.finish();
     let now = tree::list(&sc.s.master.data);
     let held = tree::verify(variant.name, &before, &now, &copy)?;
-    Ok(Run { secs, held, peaks })
+    Ok(Run { secs, held, seen })
 }
 
-fn walmgr(sc: &Scenario, compression: bool) -> PathBuf {
-    let config = if compression {
-        &sc.zstd_config
-    } else {
-        &sc.s.master_config
+fn walmgr(sc: &Scenario, compression: bool, second: bool) -> PathBuf {
+    let command = match (&sc.second, second) {
+        (Some(b), true) => {
+            let config = if compression {
+                &b.zstd_config
+            } else {
+                &b.config
+            };
+            TestCommand::new(&b.bin)
+                .on(&sc.hosts().master)
+                .args([path(config), "backup"])
+        }
+        (None, true) => panic!("no second build (WALMGR_BENCH_CLI_B) to run"),
+        (_, false) => {
+            let config = if compression {
+                &sc.zstd_config
+            } else {
+                &sc.s.master_config
+            };
+            sc.s.walmgr().args([path(config), "backup"])
+        }
     };
-    sc.s.walmgr()
-        .args([path(config), "backup"])
-        .as_postgres()
-        .timeout(RUN_TIMEOUT)
-        .ok();
+    command.as_postgres().timeout(RUN_TIMEOUT).ok();
     sc.walmgr_set.clone()
 }
 
