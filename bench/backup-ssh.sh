@@ -22,6 +22,9 @@
 #                                      checkout's (variants "walmgr B", "walmgr B compression"):
 #                                      a before/after comparison in one interleaved run;
 #                                      WALMGR_BENCH_CLI_B_NOTE says what it is in the output.
+#   WALMGR_BENCH_ONLY=NAME,...         only the variants so named (e.g. "walmgr,rsync -a + sync").
+#   WALMGR_BENCH_PROFILE=DIR           a system-wide `perf record -g` of every timed run into DIR
+#                                      (perf costs the runs some CPU: not for the tables).
 #   WALMGR_BENCH_INSTALL_EXTENSION=1   build and install walmgr.so for PostgreSQL 15 (release)
 #                                      even if one is installed (the master archives through
 #                                      it; backups do not go through it). Default: only when

@@ -29,7 +29,9 @@
 //! WALMGR_BENCH_LINKS=open,slow (default both: which phases run); WALMGR_BENCH_CLI_B, a second
 //! walmgr build measured beside the first on both hosts (variants `walmgr B` and `walmgr B
 //! compression`, for a before/after comparison in one interleaved run) and
-//! WALMGR_BENCH_CLI_B_NOTE, what it is (printed);
+//! WALMGR_BENCH_CLI_B_NOTE, what it is (printed); WALMGR_BENCH_ONLY=NAME,... runs only the
+//! variants so named (e.g. `walmgr` alone, to profile it); WALMGR_BENCH_PROFILE=DIR records a
+//! system-wide `perf record -g` of every timed run into DIR (it costs the runs some CPU);
 //! WALMGR_KEEP_TEST_DIRS keeps the bench directory. Exit status 0 when every copy held the master's files
 //! (targets met or not: this is a measurement), 2 when one did not, 101 when the set-up
 //! failed.
@@ -165,6 +167,10 @@ fn run(
     links: &[Link],
 ) -> Result<(), VerifyError> {
     let started = Instant::now();
+    // A subset of the variants, by name (for profiling one of them).
+    let only: Option<Vec<String>> = std::env::var("WALMGR_BENCH_ONLY")
+        .ok()
+        .map(|o| o.split(',').map(|n| n.trim().to_string()).collect());
     let sc = Scenario::start(cli, second, scale);
     log(&format!("bench directory {}", sc.s.dir.path.display()));
     let master_files = tree::list(&sc.s.master.data);
@@ -184,20 +190,29 @@ fn run(
     }
 
     log("one untimed walmgr backup: the archive drops the fill's WAL, the set-up is checked");
-    variants::run(&sc, &Variant::WALMGR)?;
+    variants::run(&sc, &Variant::WALMGR, None)?;
+    let profiles = std::env::var_os("WALMGR_BENCH_PROFILE").map(PathBuf::from);
 
     let mut busy = Vec::new();
     let mut all: Vec<(Link, Results)> = Vec::new();
     for &link in links {
         let shaped = (link == Link::Slow).then(|| Shaped::new(sc.hosts(), "100mbit"));
-        let variants = link.variants(sc.second.is_some());
+        let variants: Vec<Variant> = link
+            .variants(sc.second.is_some())
+            .into_iter()
+            .filter(|v| only.as_ref().is_none_or(|o| o.iter().any(|n| n == v.name)))
+            .collect();
         let mut results = Results::new();
         for rep in 0..reps {
             for i in 0..variants.len() {
                 let v = &variants[(rep + i) % variants.len()];
                 check_interrupted();
                 let others = others_at_work();
-                let r = variants::run(&sc, v)?;
+                let profile = profiles.as_ref().map(|dir| {
+                    let name = format!("{link:?}-{}-{}.perf", v.name.replace(' ', "_"), rep + 1);
+                    dir.join(name.to_lowercase())
+                });
+                let r = variants::run(&sc, v, profile.as_deref())?;
                 let others: Vec<String> = others.into_iter().chain(others_at_work()).collect();
                 log(&format!(
                     "{:?} link, repetition {}/{reps}, {}: {:.2} s ({} files, {:.0} MB; load {})",
@@ -314,7 +329,11 @@ fn targets(all: &[(Link, Results)]) {
     ];
     for (link, results) in all {
         for (plain, zstd) in builds {
-            if !results.contains_key(plain) {
+            let needed = match link {
+                Link::Open => ["rsync -a + sync", plain],
+                Link::Slow => [zstd, plain],
+            };
+            if !needed.iter().all(|n| results.contains_key(n)) {
                 continue;
             }
             match link {
@@ -325,8 +344,12 @@ fn targets(all: &[(Link, Results)]) {
                          per repetition {each})",
                         verdict(x >= 1.5)
                     );
-                    let (x, each) = ratio(results, "rsync -a + sync", zstd);
-                    println!("  (with compression = true: {x:.2}x rsync; per repetition {each})");
+                    if results.contains_key(zstd) {
+                        let (x, each) = ratio(results, "rsync -a + sync", zstd);
+                        println!(
+                            "  (with compression = true: {x:.2}x rsync; per repetition {each})"
+                        );
+                    }
                 }
                 Link::Slow => {
                     let (x, each) = ratio(results, zstd, plain);

@@ -2,7 +2,7 @@
 //! each: from a cold page cache, with the copy's peak memory watched on both hosts and the
 //! copy checked against the master's files afterwards.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use walmgr_tests::shipping::path;
@@ -88,11 +88,13 @@ pub struct Run {
 /// Runs `variant` once: removes the previous copies, checkpoints (so that the backup's own
 /// checkpoint finds little to do), lists the master's files, empties the page cache, then
 /// times the variant from start to a durable copy, and checks the copy.
-pub fn run(sc: &Scenario, variant: &Variant) -> Result<Run, VerifyError> {
+/// `profile`: a file to record a system-wide `perf` profile of the run into.
+pub fn run(sc: &Scenario, variant: &Variant, profile: Option<&Path>) -> Result<Run, VerifyError> {
     sc.remove_copies();
     sc.s.master.checkpoint();
     let before = tree::list(&sc.s.master.data);
     cold_cache();
+    let perf = profile.map(Perf::start);
     let watch = Watch::start(sc.hosts());
     let started = Instant::now();
     let copy = match variant.kind {
@@ -105,9 +107,46 @@ pub fn run(sc: &Scenario, variant: &Variant) -> Result<Run, VerifyError> {
     };
     let secs = started.elapsed().as_secs_f64();
     let seen = watch.finish();
+    drop(perf);
     let now = tree::list(&sc.s.master.data);
     let held = tree::verify(variant.name, &before, &now, &copy)?;
     Ok(Run { secs, held, seen })
+}
+
+/// `perf record` of the whole machine (both hosts), with call graphs, while it lives.
+struct Perf(std::process::Child);
+
+impl Perf {
+    fn start(file: &Path) -> Perf {
+        let child = std::process::Command::new("perf")
+            .args([
+                "record",
+                "-q",
+                "-e",
+                "cpu-clock",
+                "-F",
+                "999",
+                "-a",
+                "-g",
+                "-o",
+            ])
+            .arg(file)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start perf (Debian package linux-perf): {e}"));
+        // perf needs a moment to open its events on every CPU.
+        std::thread::sleep(Duration::from_millis(500));
+        Perf(child)
+    }
+}
+
+impl Drop for Perf {
+    fn drop(&mut self) {
+        // SIGINT: perf writes its data out and exits.
+        // SAFETY: plain syscall on our own child.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) };
+        let _ = self.0.wait();
+    }
 }
 
 fn walmgr(sc: &Scenario, compression: bool, second: bool) -> PathBuf {
