@@ -97,14 +97,48 @@ prepare_machine() {
     install_postgres_majors
 }
 
+# The extension's version: the workspace's, which cargo-pgrx writes into the control file
+# (default_version = '@CARGO_VERSION@').
+extension_version() {
+    sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' "$REPO/Cargo.toml"
+}
+
+# check_sql_drift GENERATED: the install script pgrx generated from the code must be the one
+# checked in as sql/walmgr--VERSION.sql, which is what packages and install_extension install
+# and what upgrade scripts start from. Only pgrx's source-location comments may differ
+# (they move with every edit above a function).
+check_sql_drift() {
+    local generated=$1 version; version=$(extension_version)
+    local checked_in=$REPO/sql/walmgr--$version.sql
+    local strip='/^-- [^ ]*\.rs:[0-9]*$/d'
+    if [ ! -f "$checked_in" ]; then
+        echo "no $checked_in for version $version: the SQL of a new version must be checked in" >&2
+        echo "  cp $generated $checked_in   (and write sql/walmgr--PREVIOUS--$version.sql)" >&2
+        return 1
+    fi
+    if ! diff -u <(sed "$strip" "$checked_in") <(sed "$strip" "$generated") >&2; then
+        echo "the extension's SQL changed (diff above: - checked in, + generated from the code) but" >&2
+        echo "$checked_in did not. If $version is not released yet:" >&2
+        echo "  cp $generated $checked_in" >&2
+        echo "else bump the version in Cargo.toml and add an upgrade script sql/walmgr--$version--NEW.sql." >&2
+        return 1
+    fi
+}
+
 # install_extension MAJOR [--release]: build walmgr.so for one major and install it into
 # that server's lib and share dirs. One target dir per major: cargo-pgrx's flags differ.
+# The SQL installed is sql/'s (every released version and the upgrade scripts between them,
+# so ALTER EXTENSION walmgr UPDATE finds its path), after checking that the code still
+# generates the current version's script.
 install_extension() {
     local major=$1; shift
+    local sharedir; sharedir=$("$(pg_config_of "$major")" --sharedir)/extension
     say "building and installing the extension for PostgreSQL $major"
     (cd "$REPO/extension" && CARGO_TARGET_DIR="$REPO/target/pgrx-$major" \
         cargo pgrx install --no-default-features --features "pg$major" \
         --pg-config "$(pg_config_of "$major")" "$@" 2>&1 | grep -Ev '^\s+(Compiling|Checking)' >&2)
+    check_sql_drift "$sharedir/walmgr--$(extension_version).sql"
+    install -m 0644 "$REPO"/sql/walmgr--*.sql "$sharedir/"
 }
 
 build_cli() {

