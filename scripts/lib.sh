@@ -120,7 +120,9 @@ check_sql_drift() {
         echo "the extension's SQL changed (diff above: - checked in, + generated from the code) but" >&2
         echo "$checked_in did not. If $version is not released yet:" >&2
         echo "  cp $generated $checked_in" >&2
+        echo "and make the upgrade script to $version (sql/walmgr--*--$version.sql) match;" >&2
         echo "else bump the version in Cargo.toml and add an upgrade script sql/walmgr--$version--NEW.sql." >&2
+        echo "tests/tests/extension_upgrade.rs checks the upgrade scripts against a fresh install." >&2
         return 1
     fi
 }
