@@ -13,7 +13,7 @@ pub mod wire;
 
 pub use dirs::slave_dirs;
 pub use local::Local;
-pub use ssh::{SessionFailed, SessionOpened, SessionStep, Ssh};
+pub use ssh::{SessionStep, Ssh};
 
 use std::path::Path;
 use std::sync::OnceLock;
