@@ -139,3 +139,22 @@ pub struct Walsender {
     /// `startup`, `catchup`, `streaming`, `backup` or `stopping`.
     pub state: String,
 }
+
+/// What `check` asks any server it reaches: the master, or the standby's own server.
+pub trait Inspect {
+    /// `server_version`, e.g. `15.14 (Debian 15.14-0+deb12u1)`.
+    fn version(&mut self) -> Result<String>;
+    /// The value a setting runs with now (`current_setting`).
+    fn setting(&mut self, name: &str) -> Result<String>;
+    /// `pg_is_in_recovery()`.
+    fn in_recovery(&mut self) -> Result<bool>;
+}
+
+/// The master, as `check` drives its round trip.
+pub trait CheckedMaster: Master + Inspect {
+    /// Writes a little WAL, so that there is always a segment to finish, then
+    /// `pg_switch_wal()`: the name of the segment that switch finished.
+    fn switch_wal(&mut self) -> Result<String>;
+    /// The cluster's WAL segment size in bytes.
+    fn segment_size(&mut self) -> Result<u64>;
+}
