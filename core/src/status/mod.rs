@@ -218,3 +218,6 @@ pub fn backup_sets(config: &Config) -> Result<(String, Vec<Value>)> {
         }
     }
 }
+
+#[cfg(test)]
+mod schema_tests;
