@@ -179,13 +179,13 @@ pub const MASTER: &[Check] = &[
         run: settings,
     },
     Check {
-        name: "ssh",
+        name: "standby link",
         needs: &["config"],
-        run: ssh_session,
+        run: standby_link,
     },
     Check {
         name: "directories",
-        needs: &["ssh"],
+        needs: &["standby link"],
         run: directories,
     },
     Check {
@@ -383,7 +383,7 @@ fn settings(p: &mut Probe) -> Vec<Line> {
             }
         };
         let (good, wanted, restart) = judge_setting(name, &value, &server_path);
-        let shown = format!("{value:?}").replace('"', "'");
+        let shown = format!("'{value}'");
         if good {
             lines.push(Line::ok(line_name, format!("= {shown}")));
         } else {
@@ -426,17 +426,17 @@ fn judge_setting(name: &str, value: &str, config_path: &str) -> (bool, String, b
 
 /// Over SSH: one line per step of opening a session (connect, host key, login, the
 /// standby's walmgr answering). A local standby has nothing to open.
-fn ssh_session(p: &mut Probe) -> Vec<Line> {
+fn standby_link(p: &mut Probe) -> Vec<Line> {
     let Some(slave) = p.config.slave.clone() else {
         p.standby = Some(Box::new(Local::new(p.config)));
         return vec![Line::ok(
-            "ssh",
-            "not used: slave is empty, the standby's directories are on this host",
+            "standby link",
+            "local: slave is empty, the standby's directories are on this host",
         )];
     };
     let mut ssh = match Ssh::new(p.config, &slave) {
         Ok(ssh) => ssh,
-        Err(e) => return vec![Line::fail("ssh", e.to_string())],
+        Err(e) => return vec![Line::fail("standby link", e.to_string())],
     };
     let steps = [
         (SessionStep::Connect, "ssh connect"),
