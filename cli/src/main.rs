@@ -141,9 +141,7 @@ fn run(cli: Cli, logfile: &logging::LogFile) -> Result<()> {
             commands::standby::restore(&mut ctx, src.as_deref(), dst.as_deref(), target)
         }
         Command::Cleanup => commands::standby::cleanup(&mut ctx),
-        Command::Status { json, prometheus } => {
-            commands::status::run(&mut ctx, *json, *prometheus)
-        }
+        Command::Status { json, prometheus } => commands::status::run(&mut ctx, *json, *prometheus),
         Command::Check { json, timeout } => commands::check::run(&mut ctx, *json, *timeout),
         Command::Boot => commands::standby::boot(&mut ctx),
         Command::Sync => commands::shipping::sync(&mut ctx),

@@ -39,7 +39,11 @@ impl Checked {
             self.stdout
         );
         for word in words {
-            assert!(line.contains(word), "{name}: {word:?} missing in:\n{}", self.stdout);
+            assert!(
+                line.contains(word),
+                "{name}: {word:?} missing in:\n{}",
+                self.stdout
+            );
         }
     }
 
@@ -165,7 +169,11 @@ fn check_fails_naming_a_missing_or_foreign_archive_directory() {
     // root's, open to all: the archiver (postgres) could not write there.
     let completed = &s.completed_wals;
     std::os::unix::fs::chown(completed, Some(0), Some(0)).unwrap();
-    fs::set_permissions(completed, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    fs::set_permissions(
+        completed,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
 
     let out = check(&s, &s.master_config, &[]);
     out.failed();
@@ -173,7 +181,12 @@ fn check_fails_naming_a_missing_or_foreign_archive_directory() {
     out.says(
         "dir completed_wals",
         "FAIL",
-        &["owned by root", "chown -R postgres", "mode 0755", "chmod 700"],
+        &[
+            "owned by root",
+            "chown -R postgres",
+            "mode 0755",
+            "chmod 700",
+        ],
     );
     out.says("round trip", "skip", &["directories"]);
 
@@ -221,7 +234,11 @@ fn check_over_ssh_passes_then_names_an_unknown_host_key_and_an_unreachable_stand
     unknown.says(
         "ssh host key",
         "FAIL",
-        &["host key not trusted", &s.sshd().fingerprint(), "ssh-keyscan"],
+        &[
+            "host key not trusted",
+            &s.sshd().fingerprint(),
+            "ssh-keyscan",
+        ],
     );
     assert!(!unknown.stdout.contains("ssh login"), "{}", unknown.stdout);
     unknown.says("directories", "skip", &["standby link"]);

@@ -65,7 +65,9 @@ fn status_json_and_prometheus_describe_a_real_master_and_standby() {
     assert!(metrics.single("walmgr_archived_total") >= 2.0, "{text}");
     assert_eq!(metrics.single("walmgr_archive_failures_total"), 0.0);
     assert_eq!(metrics.single("walmgr_files_waiting"), 0.0);
-    assert!(recent(metrics.single("walmgr_last_archived_timestamp_seconds")));
+    assert!(recent(
+        metrics.single("walmgr_last_archived_timestamp_seconds")
+    ));
     assert_eq!(metrics.single("walmgr_backups"), 1.0);
     assert!(recent(
         metrics.single("walmgr_backup_last_success_timestamp_seconds")
@@ -144,17 +146,32 @@ fn the_parser_is_strict() {
         ("walmgr_x 1\n", "sample before its TYPE"),
         ("# TYPE walmgr_x gauge\nwalmgr_x 1", "no final newline"),
         ("# TYPE walmgr_x gauge\nwalmgr_x one\n", "not a number"),
-        ("# TYPE walmgr_x counter\nwalmgr_x 1\n", "counter without _total"),
-        ("# TYPE walmgr_x gauge\n# TYPE walmgr_x gauge\nwalmgr_x 1\n", "TYPE twice"),
-        ("# TYPE walmgr_x gauge\nwalmgr_x{a=\"1\"} 1\nwalmgr_x{a=\"1\"} 2\n", "same series twice"),
-        ("# TYPE walmgr_x gauge\nwalmgr_x{a=\"\\q\"} 1\n", "bad escape"),
+        (
+            "# TYPE walmgr_x counter\nwalmgr_x 1\n",
+            "counter without _total",
+        ),
+        (
+            "# TYPE walmgr_x gauge\n# TYPE walmgr_x gauge\nwalmgr_x 1\n",
+            "TYPE twice",
+        ),
+        (
+            "# TYPE walmgr_x gauge\nwalmgr_x{a=\"1\"} 1\nwalmgr_x{a=\"1\"} 2\n",
+            "same series twice",
+        ),
+        (
+            "# TYPE walmgr_x gauge\nwalmgr_x{a=\"\\q\"} 1\n",
+            "bad escape",
+        ),
         ("# TYPE walmgr_x gauge\nwalmgr_x{a=1} 1\n", "unquoted label"),
         ("# TYPE 1x gauge\n1x 1\n", "bad metric name"),
         (
             "# TYPE walmgr_x gauge\nwalmgr_x 1\n# TYPE walmgr_y gauge\nwalmgr_y 1\nwalmgr_x 2\n",
             "family not contiguous",
         ),
-        ("# TYPE walmgr_x gauge\nwalmgr_x 1\n# HELP walmgr_x late\n", "HELP after samples"),
+        (
+            "# TYPE walmgr_x gauge\nwalmgr_x 1\n# HELP walmgr_x late\n",
+            "HELP after samples",
+        ),
     ];
     for (text, why) in bad {
         assert!(parse(text).is_err(), "accepted ({why}):\n{text}");
@@ -162,7 +179,10 @@ fn the_parser_is_strict() {
     let good = "# HELP walmgr_x Says \\\\ and \\n.\n# TYPE walmgr_x gauge\n\
                 walmgr_x{a=\"q\\\"\",b=\"\"} -1.5e3 1700000000000\nwalmgr_x +Inf\n";
     let metrics = parse(good).unwrap();
-    assert_eq!(metrics.value("walmgr_x", &[("a", "q\""), ("b", "")]), Some(-1500.0));
+    assert_eq!(
+        metrics.value("walmgr_x", &[("a", "q\""), ("b", "")]),
+        Some(-1500.0)
+    );
 }
 
 /// `json` has exactly the fields of the table under `heading`, each of its type.
@@ -186,7 +206,8 @@ fn assert_documented(json: &Value, heading: &str) {
             ("integer", Value::Number(n)) => n.is_i64() || n.is_u64(),
             ("number", Value::Number(_)) => true,
             ("array of backup sets", Value::Array(sets)) => {
-                sets.iter().for_each(|set| assert_documented(set, "### Backup set"));
+                sets.iter()
+                    .for_each(|set| assert_documented(set, "### Backup set"));
                 true
             }
             _ => false,
@@ -247,7 +268,9 @@ impl Metrics {
         family
             .samples
             .iter()
-            .find(|(have, _)| key.iter().all(|k| have.contains(k)) && (!key.is_empty() || have.is_empty()))
+            .find(|(have, _)| {
+                key.iter().all(|k| have.contains(k)) && (!key.is_empty() || have.is_empty())
+            })
             .map(|(_, v)| *v)
     }
 }
@@ -275,7 +298,8 @@ fn float(text: &str) -> Result<f64, String> {
             .chars()
             .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-')) =>
         {
-            text.parse().map_err(|_| format!("{text:?} is not a number"))
+            text.parse()
+                .map_err(|_| format!("{text:?} is not a number"))
         }
         _ => Err(format!("{text:?} is not a number")),
     }
@@ -322,8 +346,10 @@ fn parse(text: &str) -> Result<Metrics, String> {
                     if !family.kind.is_empty() || !family.samples.is_empty() {
                         return Err(at("TYPE twice, or after the samples".into()));
                     }
-                    if !matches!(*kind, "counter" | "gauge" | "histogram" | "summary" | "untyped")
-                    {
+                    if !matches!(
+                        *kind,
+                        "counter" | "gauge" | "histogram" | "summary" | "untyped"
+                    ) {
                         return Err(at(format!("unknown type {kind:?}")));
                     }
                     if *kind == "counter" && !name.ends_with("_total") {
@@ -337,7 +363,7 @@ fn parse(text: &str) -> Result<Metrics, String> {
         }
         // name{labels} value [timestamp]
         let name_end = line
-            .find(|c: char| c == '{' || c == ' ')
+            .find(['{', ' '])
             .ok_or_else(|| at("a sample needs a value".into()))?;
         let name = &line[..name_end];
         if !metric_name_ok(name) {
@@ -346,7 +372,13 @@ fn parse(text: &str) -> Result<Metrics, String> {
         if !name.starts_with("walmgr_") {
             return Err(at("walmgr's metrics start with walmgr_".into()));
         }
-        for unit in ["_milliseconds", "_ms", "_kilobytes", "_megabytes", "_minutes"] {
+        for unit in [
+            "_milliseconds",
+            "_ms",
+            "_kilobytes",
+            "_megabytes",
+            "_minutes",
+        ] {
             if name.contains(unit) {
                 return Err(at(format!("{unit}: use base units (seconds, bytes)")));
             }
@@ -386,9 +418,15 @@ fn parse(text: &str) -> Result<Metrics, String> {
                             Some((_, '\\')) => value.push('\\'),
                             Some((_, '"')) => value.push('"'),
                             Some((_, 'n')) => value.push('\n'),
-                            _ => return Err(at("a label value escapes only \\\\, \\\" and \\n".into())),
+                            _ => {
+                                return Err(at(
+                                    "a label value escapes only \\\\, \\\" and \\n".into()
+                                ))
+                            }
                         },
-                        Some((_, '\n')) | None => return Err(at("unterminated label value".into())),
+                        Some((_, '\n')) | None => {
+                            return Err(at("unterminated label value".into()))
+                        }
                         Some((_, c)) => value.push(c),
                     }
                 }
@@ -426,7 +464,7 @@ fn parse(text: &str) -> Result<Metrics, String> {
         if family.kind.is_empty() {
             return Err(at("a sample before its family's TYPE line".into()));
         }
-        if family.kind == "counter" && !(value >= 0.0) {
+        if family.kind == "counter" && (value.is_nan() || value < 0.0) {
             return Err(at("a counter is never negative".into()));
         }
         if closed.iter().any(|c| c == name) {

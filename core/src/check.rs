@@ -523,7 +523,9 @@ fn round_trip(p: &mut Probe) -> Vec<Line> {
         Err(e) => {
             return vec![Line::fail(
                 name,
-                format!("could not switch WAL segments: {e} (check needs a superuser in master_db)"),
+                format!(
+                    "could not switch WAL segments: {e} (check needs a superuser in master_db)"
+                ),
             )]
         }
     };
@@ -711,7 +713,14 @@ mod tests {
     #[test]
     fn settings_are_judged_as_setup_leaves_them() {
         let path = "/etc/walmgr/master.toml";
-        assert!(judge_setting("shared_preload_libraries", "pg_stat_statements, walmgr", path).0);
+        assert!(
+            judge_setting(
+                "shared_preload_libraries",
+                "pg_stat_statements, walmgr",
+                path
+            )
+            .0
+        );
         assert!(!judge_setting("shared_preload_libraries", "pg_stat_statements", path).0);
         assert!(judge_setting("archive_library", "walmgr", path).0);
         let (ok, wanted, restart) = judge_setting("archive_library", "", path);

@@ -44,10 +44,10 @@ struct Connections<'a> {
 
 impl Reach for Connections<'_> {
     fn master(&mut self) -> CoreResult<Box<dyn CheckedMaster>> {
-        let conninfo = self
-            .ctx
-            .config
-            .required(&self.ctx.config.master_db, "master_db", "check")?;
+        let conninfo =
+            self.ctx
+                .config
+                .required(&self.ctx.config.master_db, "master_db", "check")?;
         Ok(Box::new(Connection::master(conninfo)?))
     }
 

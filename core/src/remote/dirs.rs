@@ -77,12 +77,7 @@ pub fn inspect(key: &str, path: &Path, writer: u32) -> DirState {
                 )),
             );
         }
-        Err(e) => {
-            return state(
-                "unreadable".into(),
-                Some(format!("cannot stat it: {e}")),
-            )
-        }
+        Err(e) => return state("unreadable".into(), Some(format!("cannot stat it: {e}"))),
     };
     if !meta.is_dir() {
         return state(
@@ -149,12 +144,18 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("logs.partial");
         let missing = inspect("partial_wals", &dir, me()).problem.unwrap();
-        assert!(missing.contains("missing") && missing.contains("setup"), "{missing}");
+        assert!(
+            missing.contains("missing") && missing.contains("setup"),
+            "{missing}"
+        );
 
         fs::DirBuilder::new().mode(0o755).create(&dir).unwrap();
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
         let open = inspect("partial_wals", &dir, me()).problem.unwrap();
-        assert!(open.contains("mode 0755") && open.contains("chmod 700"), "{open}");
+        assert!(
+            open.contains("mode 0755") && open.contains("chmod 700"),
+            "{open}"
+        );
 
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
         let other = me().wrapping_add(1);

@@ -806,7 +806,12 @@ mod tests {
         let keys: Vec<&str> = before.iter().map(|d| d.key.as_str()).collect();
         assert_eq!(
             keys,
-            ["completed_wals", "partial_wals", "full_backup", "config_backup"]
+            [
+                "completed_wals",
+                "partial_wals",
+                "full_backup",
+                "config_backup"
+            ]
         );
         assert!(before[0].problem.as_ref().unwrap().contains("missing"));
         assert!(after.iter().all(|d| d.problem.is_none()), "{after:?}");

@@ -11,7 +11,10 @@ const DOC: &str = include_str!("../../../docs/monitoring.md");
 /// The rows of the first table after the line starting with `heading`.
 fn table(heading: &str) -> Vec<Vec<String>> {
     let mut lines = DOC.lines().skip_while(|l| !l.starts_with(heading));
-    assert!(lines.next().is_some(), "docs/monitoring.md has no {heading:?}");
+    assert!(
+        lines.next().is_some(),
+        "docs/monitoring.md has no {heading:?}"
+    );
     lines
         .skip_while(|l| !l.starts_with('|'))
         .take_while(|l| l.starts_with('|'))
@@ -51,7 +54,10 @@ fn check_object(value: &Value, heading: &str) -> bool {
     let mut listed = documented.clone();
     printed.sort();
     listed.sort();
-    assert_eq!(printed, listed, "fields printed vs documented under {heading:?}");
+    assert_eq!(
+        printed, listed,
+        "fields printed vs documented under {heading:?}"
+    );
     for row in &rows {
         let (field, doc_type) = (&row[0], &row[1]);
         assert!(
@@ -123,7 +129,11 @@ fn standby(full: bool) -> StandbyStatus {
         newest_archived: some("000000010000000000000003"),
         newest_partial: some("000000010000000000000004"),
         partial_reaches: some("0/4000100"),
-        backups: if full { vec![set(Some(1), None)] } else { Vec::new() },
+        backups: if full {
+            vec![set(Some(1), None)]
+        } else {
+            Vec::new()
+        },
     }
 }
 
@@ -174,7 +184,10 @@ fn every_prometheus_metric_is_documented_with_its_type_and_side() {
         }
     }
     for (name, ..) in &documented {
-        assert!(seen.iter().any(|s| s == name), "{name} documented, never exported");
+        assert!(
+            seen.iter().any(|s| s == name),
+            "{name} documented, never exported"
+        );
     }
 }
 
