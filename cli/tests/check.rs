@@ -96,9 +96,13 @@ fn run_check(command: TestCommand) -> Checked {
 
 /// Master and standby on one machine, set up as the quick start does: every check passes,
 /// the round trip finds the switched segment in the archive, and --json says the same.
-#[test]
-fn check_passes_on_a_set_up_master_and_standby() {
-    let s = Shipping::with_module(WALMGR, &Pg::major(15), "check-ok", &["--wal-segsize=1"]);
+fn check_passes_on_a_set_up_master_and_standby(major: u32) {
+    let s = Shipping::with_module(
+        WALMGR,
+        &Pg::major(major),
+        &format!("check-ok{major}"),
+        &["--wal-segsize=1"],
+    );
     s.switch_and_wait();
     let _standby = s.standby("standby");
 
@@ -106,7 +110,7 @@ fn check_passes_on_a_set_up_master_and_standby() {
     println!("{}", master.stdout);
     master.all_passed();
     master.says("config", "ok", &["master config"]);
-    master.says("database", "ok", &["PostgreSQL 15"]);
+    master.says("database", "ok", &[&format!("PostgreSQL {major}")]);
     master.says("setting archive_library", "ok", &["'walmgr'"]);
     master.says("setting shared_preload_libraries", "ok", &["walmgr"]);
     master.says("dir completed_wals", "ok", &["owner postgres, mode 0700"]);
@@ -135,8 +139,20 @@ fn check_passes_on_a_set_up_master_and_standby() {
 
     let standby = check(&s, &s.slave_config, &[]);
     standby.all_passed();
-    standby.says("standby server", "ok", &["PostgreSQL 15"]);
+    standby.says("standby server", "ok", &[&format!("PostgreSQL {major}")]);
     standby.says("recovery", "ok", &["xrestore"]);
+}
+
+#[test]
+fn check_passes_on_a_set_up_master_and_standby_on_postgresql_15() {
+    check_passes_on_a_set_up_master_and_standby(15);
+}
+
+/// PostgreSQL 16+ has the new archive-module API and refuses archive_command beside
+/// archive_library; pg_logical_emit_message has a flush argument since 17.
+#[test]
+fn check_passes_on_a_set_up_master_and_standby_on_postgresql_18() {
+    check_passes_on_a_set_up_master_and_standby(18);
 }
 
 /// archive_library emptied behind walmgr's back (ALTER SYSTEM, reload): the setting's
@@ -211,6 +227,7 @@ fn check_over_ssh_passes_then_names_an_unknown_host_key_and_an_unreachable_stand
     s.setup();
 
     let out = check(&s, &s.master_config, &[]);
+    println!("{}", out.stdout);
     out.all_passed();
     out.says("ssh connect", "ok", &["ssh:postgres@127.0.0.1"]);
     out.says("ssh host key", "ok", &["known in"]);
@@ -229,6 +246,7 @@ fn check_over_ssh_passes_then_names_an_unknown_host_key_and_an_unreachable_stand
     let empty = s.dir.write("empty_known_hosts", "");
     let set = format!("ssh_known_hosts={}", path(&empty));
     let unknown = check(&s, &s.master_config, &["--set", &set]);
+    println!("{}", unknown.stdout);
     unknown.failed();
     unknown.says("ssh connect", "ok", &[]);
     unknown.says(
