@@ -137,6 +137,18 @@ fn check_passes_on_a_set_up_master_and_standby(major: u32) {
         .iter()
         .all(|c| c["status"] == "ok"));
 
+    // --not-really switches no segment: it says it would, and the round trip is not run.
+    let archived = s.archived();
+    let dry = check(&s, &s.master_config, &["-n"]);
+    dry.failed();
+    dry.says("round trip", "skip", &["--not-really"]);
+    assert!(
+        dry.stdout.contains("would: write a WAL record"),
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(s.archived(), archived);
+
     let standby = check(&s, &s.slave_config, &[]);
     standby.all_passed();
     standby.says("standby server", "ok", &[&format!("PostgreSQL {major}")]);

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::changes::Changes;
 use crate::config::{Config, Role};
 use crate::error::{Error, Result};
 use crate::remote::dirs::{self, DirState};
@@ -219,8 +220,14 @@ pub const STANDBY: &[Check] = &[
     },
 ];
 
-/// Runs every check of the config's role.
-pub fn run(config: &Config, reach: &mut dyn Reach, options: Options) -> Report {
+/// Runs every check of the config's role. The round trip's WAL switch goes through
+/// `changes`, so `--not-really` prints it and skips the round trip.
+pub fn run(
+    config: &Config,
+    reach: &mut dyn Reach,
+    options: Options,
+    changes: &mut Changes,
+) -> Report {
     let (role, checks) = match config.role {
         Role::Master => ("master", MASTER),
         Role::Slave => ("slave", STANDBY),
@@ -229,6 +236,7 @@ pub fn run(config: &Config, reach: &mut dyn Reach, options: Options) -> Report {
         config,
         reach,
         options,
+        changes,
         master: None,
         standby: None,
     };
@@ -257,6 +265,7 @@ pub struct Probe<'a> {
     config: &'a Config,
     reach: &'a mut dyn Reach,
     options: Options,
+    changes: &'a mut Changes,
     master: Option<Box<dyn CheckedMaster>>,
     standby: Option<Box<dyn Transport>>,
 }
@@ -515,11 +524,27 @@ fn dir_line(state: &DirState) -> Line {
 fn round_trip(p: &mut Probe) -> Vec<Line> {
     let name = "round trip";
     let timeout = p.options.round_trip_timeout;
-    let switched = p
-        .master()
-        .and_then(|m| Ok((m.switch_wal()?, m.segment_size()?)));
+    if let Err(e) = p.master() {
+        return vec![Line::fail(name, e.to_string())];
+    }
+    let Probe {
+        master, changes, ..
+    } = &mut *p;
+    let master = master.as_mut().expect("connected above");
+    let switched = changes.apply(
+        "write a WAL record (pg_logical_emit_message) and switch WAL segments \
+         (pg_switch_wal()) on the master, to see the finished segment archived",
+        || Ok((master.switch_wal()?, master.segment_size()?)),
+    );
     let (segment, seg_size) = match switched {
-        Ok(s) => s,
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            return vec![Line {
+                name: name.into(),
+                status: Status::Skipped,
+                detail: "skipped: --not-really switches no WAL segment".into(),
+            }]
+        }
         Err(e) => {
             return vec![Line::fail(
                 name,

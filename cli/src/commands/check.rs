@@ -14,9 +14,10 @@ pub fn run(ctx: &mut Context, as_json: bool, timeout: u64) -> Result<()> {
     let options = check::Options {
         round_trip_timeout: Duration::from_secs(timeout),
     };
-    let mut reach = Connections { ctx };
-    let config = reach.ctx.config.clone();
-    let report = check::run(&config, &mut reach, options);
+    let mut reach = Connections {
+        config: &ctx.config,
+    };
+    let report = check::run(&ctx.config, &mut reach, options, &mut ctx.changes);
     self::report(&report, as_json)
 }
 
@@ -39,23 +40,21 @@ pub fn report(report: &Report, as_json: bool) -> Result<()> {
 }
 
 struct Connections<'a> {
-    ctx: &'a Context,
+    config: &'a walmgr_core::config::Config,
 }
 
 impl Reach for Connections<'_> {
     fn master(&mut self) -> CoreResult<Box<dyn CheckedMaster>> {
-        let conninfo =
-            self.ctx
-                .config
-                .required(&self.ctx.config.master_db, "master_db", "check")?;
+        let conninfo = self
+            .config
+            .required(&self.config.master_db, "master_db", "check")?;
         Ok(Box::new(Connection::master(conninfo)?))
     }
 
     fn standby_server(&mut self) -> CoreResult<Box<dyn Inspect>> {
         let data = self
-            .ctx
             .config
-            .required(&self.ctx.config.slave_data, "slave_data", "check")?;
+            .required(&self.config.slave_data, "slave_data", "check")?;
         Ok(Box::new(Connection::local(data)?))
     }
 }
