@@ -336,21 +336,22 @@ fn master_database(p: &mut Probe) -> Vec<Line> {
         .as_ref()
         .map(|c| c.to_string())
         .unwrap_or_default();
-    let version = p.master().and_then(|m| m.version());
-    let in_recovery = p.master().and_then(|m| m.in_recovery());
-    match (version, in_recovery) {
-        (Ok(version), Ok(false)) => vec![Line::ok(
+    let asked = p
+        .master()
+        .and_then(|m| Ok((m.version()?, m.in_recovery()?)));
+    match asked {
+        Ok((version, false)) => vec![Line::ok(
             "database",
             format!("PostgreSQL {version} answers at master_db ({conninfo})"),
         )],
-        (Ok(_), Ok(true)) => vec![Line::fail(
+        Ok((_, true)) => vec![Line::fail(
             "database",
             format!(
                 "master_db ({conninfo}) reaches a server in recovery, not the master: point \
                  master_db at the primary"
             ),
         )],
-        (Err(e), _) | (_, Err(e)) => vec![Line::fail(
+        Err(e) => vec![Line::fail(
             "database",
             format!(
                 "cannot reach the master through master_db ({conninfo}): {e}; is it running, \
@@ -756,6 +757,131 @@ mod tests {
         assert!(!judge_setting("walmgr.config", "/elsewhere.toml", path).0);
         let every = server_settings::setup_setting_names();
         assert!(every.contains(&"archive_library") && every.contains(&"shared_preload_libraries"));
+    }
+
+    /// A master that answers as `setup` leaves it, but whose archiver never archives:
+    /// it reports `last_error`.
+    struct Stuck {
+        config_path: String,
+        last_error: Option<String>,
+    }
+
+    impl crate::server::Master for Stuck {
+        fn extension_installed(&mut self) -> Result<bool> {
+            Ok(true)
+        }
+        fn create_extension(&mut self) -> Result<()> {
+            unreachable!("check creates nothing")
+        }
+        fn setup(&mut self, _: &std::path::Path, _: bool) -> Result<String> {
+            unreachable!("check sets nothing up")
+        }
+        fn stop(&mut self, _: bool) -> Result<String> {
+            unreachable!("check stops nothing")
+        }
+        fn archive_status(&mut self) -> Result<crate::server::ArchiveStatus> {
+            Ok(crate::server::ArchiveStatus {
+                files_waiting: 1,
+                last_error: self.last_error.clone(),
+                ..Default::default()
+            })
+        }
+    }
+
+    impl Inspect for Stuck {
+        fn version(&mut self) -> Result<String> {
+            Ok("15.20".into())
+        }
+        fn setting(&mut self, name: &str) -> Result<String> {
+            Ok(match name {
+                "archive_mode" => "on",
+                "wal_level" => "replica",
+                "shared_preload_libraries" => "walmgr",
+                "archive_command" => "",
+                "archive_library" => "walmgr",
+                "walmgr.config" => &self.config_path,
+                other => panic!("check asked for {other}"),
+            }
+            .to_string())
+        }
+        fn in_recovery(&mut self) -> Result<bool> {
+            Ok(false)
+        }
+    }
+
+    impl CheckedMaster for Stuck {
+        fn switch_wal(&mut self) -> Result<String> {
+            Ok("000000010000000000000005".into())
+        }
+        fn segment_size(&mut self) -> Result<u64> {
+            Ok(16 << 20)
+        }
+    }
+
+    struct Servers(Option<Stuck>);
+
+    impl Reach for Servers {
+        fn master(&mut self) -> Result<Box<dyn CheckedMaster>> {
+            Ok(Box::new(
+                self.0.take().expect("one connection per check run"),
+            ))
+        }
+        fn standby_server(&mut self) -> Result<Box<dyn Inspect>> {
+            unreachable!("a master's check")
+        }
+    }
+
+    #[test]
+    fn a_round_trip_that_times_out_names_the_archivers_last_error() {
+        use std::os::unix::fs::DirBuilderExt;
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("master");
+        fs::create_dir(&data).unwrap();
+        let path = root.path().join("master.toml");
+        fs::write(
+            &path,
+            format!(
+                "[walmgr]\nmaster_db = \"dbname=postgres\"\nmaster_data = \"{}\"\n\
+                 walmgr_data = \"{}\"\n",
+                data.display(),
+                root.path().join("walshipping").display()
+            ),
+        )
+        .unwrap();
+        let config = Config::load(&path, &[]).unwrap();
+        for dir in crate::remote::slave_dirs(&config) {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .unwrap();
+        }
+        let stuck = Stuck {
+            config_path: path.canonicalize().unwrap().display().to_string(),
+            last_error: Some("could not write logs.complete: No space left on device".into()),
+        };
+        let report = run(
+            &config,
+            &mut Servers(Some(stuck)),
+            Options {
+                round_trip_timeout: Duration::from_millis(300),
+            },
+            &mut Changes::new(false),
+        );
+        let failed: Vec<&Line> = report
+            .checks
+            .iter()
+            .filter(|l| l.status != Status::Ok)
+            .collect();
+        assert_eq!(failed.len(), 1, "{}", report.to_text());
+        assert_eq!(failed[0].name, "round trip");
+        let detail = &failed[0].detail;
+        assert!(
+            detail.contains("000000010000000000000005")
+                && detail.contains("No space left on device")
+                && detail.contains("status"),
+            "{detail}"
+        );
     }
 
     #[test]
