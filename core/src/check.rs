@@ -494,10 +494,12 @@ fn directories(p: &mut Probe) -> Vec<Line> {
     };
     match states {
         Ok(states) => states.iter().map(dir_line).collect(),
-        Err(e) => vec![Line::fail(
+        // A standby's walmgr older than check answers "unknown request".
+        Err(e) if e.to_string().contains("unknown request") => vec![Line::fail(
             "directories",
-            format!("{e}; a standby walmgr older than this one cannot answer: update it"),
+            format!("{e}: the standby's walmgr is older than this one; update it there"),
         )],
+        Err(e) => vec![Line::fail("directories", e.to_string())],
     }
 }
 
