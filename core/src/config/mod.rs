@@ -22,6 +22,8 @@ use keys::Kind;
 
 // Config and its fields are generated from the key table in keys.rs, one line per key.
 pub use keys::Config;
+// The key table itself: each key's name, kind of value and meaning (`--ini`, the man page).
+pub use keys::{keys, Key};
 
 pub use sample::{MANUAL_MASTER_INI, MANUAL_SLAVE_INI};
 
@@ -153,7 +155,10 @@ impl Config {
         let mut resolver = interpolate::Resolver::new(&entries, format, source);
         let mut typed: BTreeMap<&'static str, Typed> = BTreeMap::new();
         let mut origins = BTreeMap::new();
-        for &(key, kind) in keys::KEYS {
+        for &keys::Key {
+            name: key, kind, ..
+        } in keys::KEYS
+        {
             let Some(entry) = entries.get(key) else {
                 continue;
             };

@@ -770,7 +770,10 @@ fn every_key_in_the_table_reaches_config() {
         }
         text
     };
-    for &(key, kind) in keys::KEYS {
+    for &keys::Key {
+        name: key, kind, ..
+    } in keys::KEYS
+    {
         let (one, other) = match kind {
             Kind::Text | Kind::Conninfo => ("\"one\"", "\"other\""),
             Kind::Path => ("\"/one\"", "\"/other\""),
