@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use walmgr_tests::shipping::{path, pgbench_aggregate, Shipping, WAIT};
-use walmgr_tests::Pg;
+use walmgr_tests::{pid_alive, send_signal, Pg, Sig};
 
 /// The walmgr Cargo built for this test run.
 const WALMGR: &str = env!("CARGO_BIN_EXE_walmgr");
@@ -30,9 +30,15 @@ fn archive_and_replay(major: u32, initdb_args: &[&str]) {
     });
     s.assert_archive_complete_up_to(&last);
 
-    let (archived, waiting, error) = s.status();
-    assert!(archived.is_some(), "walmgr.status shows no archived file");
-    assert!(waiting >= 0);
+    // Once the archiver is through, nothing waits and the last segment is the last archived.
+    s.master
+        .wait_until("walmgr.status: no file waiting", WAIT, || s.status().1 == 0);
+    let (archived, _, error) = s.status();
+    assert_eq!(
+        archived.as_deref(),
+        Some(last.as_str()),
+        "last_archived_wal"
+    );
     assert_eq!(error, None, "unexpected archiving error");
     let in_recovery: bool = standby.query_one("SELECT pg_is_in_recovery()");
     assert!(in_recovery);
@@ -166,28 +172,35 @@ fn broken_config_makes_archiving_wait_and_a_reload_catches_up() {
     assert_eq!(alive, 1);
 }
 
-/// kill -9 of the archiver while it copies a 256 MB segment: nothing incomplete appears
-/// under a final name, and after the restart every segment is archived.
+/// kill -9 of the archiver while it copies a 256 MB segment: the dead archiver's temp file
+/// holds part of the segment, nothing incomplete appears under a final name, and after the
+/// restart every segment is archived and no temp file is left.
 #[test]
 fn archiver_killed_mid_copy_leaves_no_partial_file_and_resumes() {
     let s = Shipping::with_module(WALMGR, &Pg::major(15), "kill9", &["--wal-segsize=256"]);
     let seg_size = s.seg_size() as u64;
-    let mut kills = 0;
+    let mut kills_mid_copy = 0;
     for round in 0..2 {
         s.master.execute(&format!(
             "CREATE TABLE t{round} AS SELECT g, md5(g::text) FROM generate_series(1, 20000) g"
         ));
         let segment = s.master.switch_wal();
         let temp = s.completed_wals.join(format!(".{segment}.walmgr-tmp"));
-        // Catch the archiver with the temp file open, then SIGKILL it.
+        // Catch the archiver with part of the segment in its temp file, then SIGKILL it.
         let deadline = Instant::now() + WAIT;
         while Instant::now() < deadline && !s.completed_wals.join(&segment).exists() {
-            if temp.exists() {
-                if let Some(pid) = s.master.child_pid("archiver") {
-                    walmgr_tests::send_signal(pid, walmgr_tests::Sig::Kill);
-                    kills += 1;
-                    break;
+            let partly_there = fs::metadata(&temp).is_ok_and(|m| m.len() > 0 && m.len() < seg_size);
+            if let (true, Some(pid)) = (partly_there, s.master.child_pid("archiver")) {
+                send_signal(pid, Sig::Kill);
+                s.master
+                    .wait_until("the killed archiver is gone", WAIT, || !pid_alive(pid));
+                // The kill landed mid-copy if the segment was still unpublished and its temp
+                // file short when the archiver died (else it had just finished the copy).
+                let left = fs::metadata(&temp).map(|m| m.len()).unwrap_or(0);
+                if !s.completed_wals.join(&segment).exists() && left < seg_size {
+                    kills_mid_copy += 1;
                 }
+                break;
             }
             std::thread::sleep(Duration::from_micros(200));
         }
@@ -204,9 +217,14 @@ fn archiver_killed_mid_copy_leaves_no_partial_file_and_resumes() {
             });
         s.wait_archived(&segment);
     }
-    assert!(kills > 0, "never caught the archiver mid-copy");
+    assert!(kills_mid_copy > 0, "never killed the archiver mid-copy");
     let last = s.switch_and_wait();
     s.assert_archive_complete_up_to(&last);
+    let litter: Vec<String> = walmgr_tests::shipping::list(&s.completed_wals)
+        .into_iter()
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(litter.is_empty(), "temp files left: {litter:?}");
 }
 
 #[test]

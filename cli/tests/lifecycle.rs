@@ -49,9 +49,10 @@ fn set_names(s: &Shipping) -> Vec<String> {
     names
 }
 
-#[test]
-fn quick_start_setup_backup_restore_replay_boot() {
-    let (s, standby, slave) = quick_start("quick", "");
+/// The manual's quick start on one machine: setup, backup, restore on the standby, replay,
+/// boot, and walmgr torn down again with stop and cleanup.
+fn quick_start_setup_backup_restore_replay_boot(major: u32) {
+    let (s, standby, slave) = quick_start_on(&Pg::major(major), &format!("quick{major}"), "");
     s.master.execute("CREATE TABLE quick (id int, note text)");
     s.master
         .execute("INSERT INTO quick SELECT g, 'before backup' FROM generate_series(1, 1000) g");
@@ -119,6 +120,16 @@ fn quick_start_setup_backup_restore_replay_boot() {
         3501,
         "cleanup touched the booted server"
     );
+}
+
+#[test]
+fn quick_start_setup_backup_restore_replay_boot_on_postgresql_15() {
+    quick_start_setup_backup_restore_replay_boot(15);
+}
+
+#[test]
+fn quick_start_setup_backup_restore_replay_boot_on_postgresql_18() {
+    quick_start_setup_backup_restore_replay_boot(18);
 }
 
 #[test]
@@ -372,9 +383,53 @@ fn a_killed_backups_lock_is_taken_over_and_a_concurrent_backup_fails_at_once() {
     assert_eq!(set_names(&s), ["data.master"]);
 }
 
-#[test]
-fn pause_holds_back_new_rows_and_continue_lets_them_through() {
-    let (s, standby, slave) = quick_start("pause", "");
+/// How long a paused standby must hold still: 30 times the archive retry interval the
+/// test gives it, so that a pause that held nothing back could not pass unnoticed.
+const HOLD: Duration = Duration::from_secs(3);
+const RETRY_INTERVAL: &str = "100ms";
+
+/// Switches the master to a new segment (after a commit, so there is one to finish), waits
+/// until the finished segment is archived, and returns the LSN where its WAL ends.
+fn archive_current_segment(s: &Shipping) -> String {
+    s.master.execute("SELECT txid_current()");
+    let row = s
+        .master
+        .connect()
+        .query_one(
+            "WITH switched AS (SELECT pg_switch_wal() AS lsn) \
+             SELECT lsn::text, pg_walfile_name(lsn) FROM switched",
+            &[],
+        )
+        .expect("pg_switch_wal()");
+    s.wait_archived(row.get(1));
+    row.get(0)
+}
+
+fn replay_lsn(standby: &Cluster) -> String {
+    standby.query_one("SELECT pg_last_wal_replay_lsn()::text")
+}
+
+/// Polls the standby's replay position for HOLD; fails at once if it leaves `at`.
+fn holds_still(standby: &Cluster, at: &str, while_: &str) {
+    let until = Instant::now() + HOLD;
+    while Instant::now() < until {
+        assert_eq!(replay_lsn(standby), at, "replay moved on {while_}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn slave_status(s: &Shipping, slave: &Path) -> String {
+    s.walmgr()
+        .args([path(slave), "status", "--json"])
+        .as_postgres()
+        .ok()
+}
+
+/// pause holds a standby still while the archive holds newer WAL, each of its two levers
+/// on its own (the server's replay pause, and the PAUSE file that keeps xrestore from
+/// handing out WAL); continue lets the rows through.
+fn pause_holds_back_new_rows_and_continue_lets_them_through(major: u32) {
+    let (s, standby, slave) = quick_start_on(&Pg::major(major), &format!("pause{major}"), "");
     // The standby keeps its WAL elsewhere, through a pg_wal symlink made by restore.
     let wal_dir = s.dir.join("standby-wal");
     let mut text = fs::read_to_string(&slave).unwrap();
@@ -383,22 +438,43 @@ fn pause_holds_back_new_rows_and_continue_lets_them_through() {
     s.master
         .execute("CREATE TABLE p (x int); INSERT INTO p VALUES (1)");
     backup(&s);
-    s.switch_and_wait();
+    let archive_end = archive_current_segment(&s);
     s.walmgr()
         .args([path(&slave), "restore"])
         .as_postgres()
         .ok();
-    standby.wait_until("the standby has the first row", WAIT, || {
-        standby.try_connect().is_ok() && count(&standby, "p") == 1
+    standby.wait_until("the standby replays all the archive holds", WAIT, || {
+        standby.try_connect().is_ok()
+            && standby.query_one::<bool>(&format!(
+                "SELECT pg_last_wal_replay_lsn() >= '{archive_end}'"
+            ))
     });
+    assert_eq!(count(&standby, "p"), 1);
     let link = fs::read_link(standby.data.join("pg_wal")).expect("pg_wal is a symlink");
     assert_eq!(link, wal_dir);
+    // The standby asks the archive for the next segment every 100 ms, not every 5 s.
+    standby.set(&format!("wal_retrieve_retry_interval = '{RETRY_INTERVAL}'"));
+    standby.execute("SELECT pg_reload_conf()");
 
     s.walmgr().args([path(&slave), "pause"]).as_postgres().ok();
+    let status = slave_status(&s, &slave);
+    assert!(status.contains("\"pause_file\":true"), "{status}");
+    assert!(status.contains("\"replay_paused\":true"), "{status}");
+    let server_pause: String = standby.query_one("SELECT pg_get_wal_replay_pause_state()");
+    assert_ne!(server_pause, "not paused");
+    let paused_at = replay_lsn(&standby);
+
     s.master
         .execute("INSERT INTO p SELECT generate_series(2, 100)");
-    s.switch_and_wait();
-    std::thread::sleep(Duration::from_secs(3));
+    let newer = archive_current_segment(&s);
+    holds_still(&standby, &paused_at, "while paused");
+
+    // The server's own pause lifted by hand: the PAUSE file alone still holds archive
+    // replay, however often the standby asks.
+    standby.execute("SELECT pg_wal_replay_resume()");
+    let server_pause: String = standby.query_one("SELECT pg_get_wal_replay_pause_state()");
+    assert_eq!(server_pause, "not paused");
+    holds_still(&standby, &paused_at, "with only the PAUSE file set");
     assert_eq!(
         count(&standby, "p"),
         1,
@@ -409,14 +485,29 @@ fn pause_holds_back_new_rows_and_continue_lets_them_through() {
         .args([path(&slave), "continue"])
         .as_postgres()
         .ok();
+    let status = slave_status(&s, &slave);
+    assert!(status.contains("\"pause_file\":false"), "{status}");
+    assert!(status.contains("\"replay_paused\":false"), "{status}");
     standby.wait_until("the rows after continue", WAIT, || {
         count(&standby, "p") == 100
+            && standby.query_one::<bool>(&format!("SELECT pg_last_wal_replay_lsn() >= '{newer}'"))
     });
 }
 
 #[test]
-fn point_in_time_restore_stops_exactly_at_the_target() {
-    let (s, standby, slave) = quick_start("pitr", "");
+fn pause_holds_back_new_rows_and_continue_lets_them_through_on_postgresql_15() {
+    pause_holds_back_new_rows_and_continue_lets_them_through(15);
+}
+
+#[test]
+fn pause_holds_back_new_rows_and_continue_lets_them_through_on_postgresql_18() {
+    pause_holds_back_new_rows_and_continue_lets_them_through(18);
+}
+
+/// Point-in-time restores of one backup to an LSN, a time, a named restore point and a
+/// transaction: each opens with exactly the rows committed up to its target.
+fn point_in_time_restore_stops_exactly_at_the_target(major: u32) {
+    let (s, standby, slave) = quick_start_on(&Pg::major(major), &format!("pitr{major}"), "");
     s.master.execute("CREATE TABLE t (x int)");
     backup(&s);
     s.master
@@ -453,6 +544,16 @@ fn point_in_time_restore_stops_exactly_at_the_target() {
         );
         standby.stop();
     }
+}
+
+#[test]
+fn point_in_time_restore_stops_exactly_at_the_target_on_postgresql_15() {
+    point_in_time_restore_stops_exactly_at_the_target(15);
+}
+
+#[test]
+fn point_in_time_restore_stops_exactly_at_the_target_on_postgresql_18() {
+    point_in_time_restore_stops_exactly_at_the_target(18);
 }
 
 /// Path, size and mtime of everything under `root`.

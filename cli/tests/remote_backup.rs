@@ -15,7 +15,11 @@ const WALMGR: &str = env!("CARGO_BIN_EXE_walmgr");
 
 /// A master archiving over SSH (set up), with pgbench data; `extra` goes into master.toml.
 fn remote(label: &str, extra: &str, scale: &str) -> Shipping {
-    let s = Shipping::over_ssh(WALMGR, &Pg::major(15), label, &["--wal-segsize=1"], extra);
+    remote_on(&Pg::major(15), label, extra, scale)
+}
+
+fn remote_on(pg: &Pg, label: &str, extra: &str, scale: &str) -> Shipping {
+    let s = Shipping::over_ssh(WALMGR, pg, label, &["--wal-segsize=1"], extra);
     s.setup();
     s.master.pgbench(&["-i", "-s", scale, "-q"]);
     s
@@ -71,9 +75,8 @@ fn restore_replay_and_boot(s: &Shipping) {
     standby.execute("INSERT INTO pgbench_history (tid, bid, aid, delta) VALUES (1, 1, 1, 1)");
 }
 
-#[test]
-fn a_backup_sent_over_ssh_restores_replays_and_boots() {
-    let s = remote("rbackup", "", "2");
+fn a_backup_sent_over_ssh_restores_replays_and_boots(major: u32) {
+    let s = remote_on(&Pg::major(major), &format!("rbackup{major}"), "", "2");
     let out = backup(&s);
     assert!(out.contains("backup from the master done"), "{out}");
     assert_eq!(sets(&s), ["data.master"]);
@@ -94,6 +97,16 @@ fn a_backup_sent_over_ssh_restores_replays_and_boots() {
     assert_eq!(listed.lines().count(), 2, "{listed}");
     assert!(listed.contains("data.master"), "{listed}");
     restore_replay_and_boot(&s);
+}
+
+#[test]
+fn a_backup_sent_over_ssh_restores_replays_and_boots_on_postgresql_15() {
+    a_backup_sent_over_ssh_restores_replays_and_boots(15);
+}
+
+#[test]
+fn a_backup_sent_over_ssh_restores_replays_and_boots_on_postgresql_18() {
+    a_backup_sent_over_ssh_restores_replays_and_boots(18);
 }
 
 #[test]

@@ -33,9 +33,9 @@ fn xarchive(s: &Shipping, name: &str, extra: &[&str]) -> TestCommand {
 /// The manual's set-up over SSH: setup creates the standby's directories through the
 /// standby's walmgr, the archiver ships every segment over one session, a standby replays
 /// them, and stop turns archiving off again.
-#[test]
-fn archive_and_replay_over_ssh() {
-    let s = Shipping::over_ssh(WALMGR, &Pg::major(15), "ssh-replay", &[], "");
+fn archive_and_replay_over_ssh(major: u32) {
+    let pg = Pg::major(major);
+    let s = Shipping::over_ssh(WALMGR, &pg, &format!("ssh-replay{major}"), &[], "");
     assert!(!s.completed_wals.exists());
     let out = s.setup();
     assert!(
@@ -93,6 +93,16 @@ fn archive_and_replay_over_ssh() {
         .master
         .query_one("SELECT current_setting('archive_library')");
     assert_eq!(library, "");
+}
+
+#[test]
+fn archive_and_replay_over_ssh_on_postgresql_15() {
+    archive_and_replay_over_ssh(15);
+}
+
+#[test]
+fn archive_and_replay_over_ssh_on_postgresql_18() {
+    archive_and_replay_over_ssh(18);
 }
 
 /// compression = true: zstd on the wire, and the archived files are byte-identical;

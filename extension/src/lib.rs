@@ -212,15 +212,29 @@ mod tests {
     }
 
     #[pg_test]
-    fn status_has_one_row_with_the_waiting_count() {
+    fn status_has_one_row_that_counts_the_files_ready_for_archiving() {
         let rows = Spi::get_one::<i64>("SELECT count(*) FROM walmgr.status")
             .unwrap()
             .unwrap();
         assert_eq!(rows, 1);
-        let waiting = Spi::get_one::<i64>("SELECT files_waiting FROM walmgr.status")
-            .unwrap()
-            .unwrap();
-        assert!(waiting >= 0);
+        let waiting = || {
+            Spi::get_one::<i64>("SELECT files_waiting FROM walmgr.status")
+                .unwrap()
+                .unwrap()
+        };
+        let before = waiting();
+        // The marks PostgreSQL leaves for the archiver (the backend's working directory is
+        // the data directory): a ready file waits, a done one does not. The test server
+        // does not archive, so nothing else touches them.
+        let ready = std::path::Path::new("pg_wal/archive_status/0000000100000000000000FE.ready");
+        let done = std::path::Path::new("pg_wal/archive_status/0000000100000000000000FD.done");
+        std::fs::write(ready, b"").unwrap();
+        std::fs::write(done, b"").unwrap();
+        let with_one_more_ready = waiting();
+        std::fs::remove_file(ready).unwrap();
+        std::fs::remove_file(done).unwrap();
+        assert_eq!(with_one_more_ready, before + 1);
+        assert_eq!(waiting(), before);
     }
 
     #[pg_test]

@@ -16,7 +16,8 @@
 //!
 //! Every server runs as the OS user `postgres`, in a private directory under `/tmp`, on its own
 //! port with a Unix socket only (a server in one of [`TwoHosts`] also on its host's address),
-//! and is torn down on drop (also when the test panics).
+//! and is torn down on drop (also when the test panics); what a test binary killed before its
+//! drops left behind, the next test process removes when it makes its first [`TestDir`].
 //! [`Sshd`] is a real OpenSSH server on 127.0.0.1 for the ssh transport, with the same
 //! lifecycle.
 //!

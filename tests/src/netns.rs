@@ -130,6 +130,15 @@ impl Host {
     pub fn tcp_listen(&self, port: u16) -> io::Result<TcpListener> {
         self.run_inside(|| TcpListener::bind(SocketAddrV4::new(self.addr, port)))?
     }
+
+    /// This host's end of the link (a veth interface), e.g. for `tc` to shape what it sends.
+    pub fn link_interface(&self) -> &'static str {
+        if self.addr == MASTER_ADDR {
+            MASTER_IF
+        } else {
+            STANDBY_IF
+        }
+    }
 }
 
 /// A master host and a standby host joined by a veth pair: master 169.254.77.1/30, standby
@@ -195,7 +204,8 @@ impl TwoHosts {
         let (m, s) = (&hosts.master, &hosts.standby);
         // Both ends are created inside their namespaces: the root namespace never holds
         // either, not even for a moment.
-        let (m_if, s_if) = (MASTER_IF, STANDBY_IF);
+        let m_if = m.link_interface();
+        let s_if = s.link_interface();
         hosts.ip(&[
             "link", "add", "name", m_if, "netns", &m.netns, "type", "veth", "peer", "name", s_if,
             "netns", &s.netns,

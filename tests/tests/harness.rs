@@ -474,3 +474,113 @@ fn a_command_that_outlives_its_timeout_is_killed_with_its_group() {
     assert!(report.contains("did not finish within"), "{report}");
     assert!(report.contains("started"), "{report}");
 }
+
+/// Which part a copy of this test binary plays in
+/// `what_a_killed_test_process_left_behind_is_removed_by_the_next_one`.
+const CHILD_ROLE: &str = "WALMGR_HARNESS_TEST_CHILD";
+const KILLED_TEST: &str = "what_a_killed_test_process_left_behind_is_removed_by_the_next_one";
+/// Starts what the test process to be killed says it left running.
+const LEFT_RUNNING: &str = "left running:";
+
+/// The arguments with which a copy of this test binary runs only KILLED_TEST.
+const ONLY_KILLED_TEST: [&str; 4] = ["--exact", KILLED_TEST, "--nocapture", "--test-threads=1"];
+
+/// A test process with a cluster and an sshd running in its test dir, which is then killed
+/// (SIGKILL, as a timeout kills one) before any drop runs: its dir, postmaster and sshd
+/// stay behind. The next test process to start removes them. A dir whose test process still
+/// runs, and one that names no test process, stay.
+#[test]
+fn what_a_killed_test_process_left_behind_is_removed_by_the_next_one() {
+    match std::env::var(CHILD_ROLE).as_deref() {
+        Ok("to be killed") => return run_until_killed(),
+        Ok("next") => {
+            // Every test starts so: the first TestDir of a test process sweeps.
+            let _dir = TestDir::new("next");
+            return;
+        }
+        _ => {}
+    }
+    let live = TestDir::new("live-owner");
+    let no_owner = tempfile::Builder::new()
+        .prefix("wm-no-owner-")
+        .tempdir_in("/tmp")
+        .expect("a test dir that names no owner");
+
+    let log = live.join("killed-test.log");
+    let mut doomed = std::process::Command::new(std::env::current_exe().expect("this test binary"))
+        .args(ONLY_KILLED_TEST)
+        .env(CHILD_ROLE, "to be killed")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).expect("log of the test process to be killed"))
+        .spawn()
+        .expect("start the test process to be killed");
+    let stdout = doomed.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let said = std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            // libtest's own "test NAME ... " may start the line.
+            .find_map(|l| l.split_once(LEFT_RUNNING).map(|(_, said)| said.to_owned()));
+        let _ = tx.send(said);
+    });
+    let said = rx.recv_timeout(Duration::from_secs(120));
+    let Ok(Some(said)) = said else {
+        let _ = doomed.kill();
+        let _ = doomed.wait();
+        panic!(
+            "the test process to be killed never said what it left running:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    };
+    let mut fields = said.split_whitespace();
+    let mut next = |what: &str| {
+        fields
+            .next()
+            .unwrap_or_else(|| panic!("no {what} in {said:?}"))
+            .to_owned()
+    };
+    let dir = PathBuf::from(next("dir"));
+    let postmaster: i32 = next("postmaster pid").parse().expect("postmaster pid");
+    let sshd: i32 = next("sshd pid").parse().expect("sshd pid");
+    doomed.kill().expect("SIGKILL the test process");
+    doomed.wait().expect("reap the killed test process");
+    assert!(dir.is_dir() && pid_alive(postmaster) && pid_alive(sshd));
+
+    TestCommand::new(std::env::current_exe().expect("this test binary"))
+        .args(ONLY_KILLED_TEST)
+        .env(CHILD_ROLE, "next")
+        .ok();
+    assert!(
+        !pid_alive(postmaster),
+        "postmaster {postmaster} left running"
+    );
+    assert!(!pid_alive(sshd), "sshd {sshd} left running");
+    assert!(!dir.exists(), "{} left behind", dir.display());
+    assert!(
+        live.path.is_dir(),
+        "the dir of a running test process was removed"
+    );
+    assert!(
+        no_owner.path().is_dir(),
+        "a dir that names no owner was removed"
+    );
+}
+
+/// The test process that gets killed: says what it runs, then waits (on its own it would
+/// give up after two minutes, and clean up).
+fn run_until_killed() {
+    let dir = TestDir::new("killed");
+    let pg = Pg::installed().remove(0);
+    let cluster = Cluster::init(&pg, &dir, "db", &[]);
+    cluster.start();
+    let sshd = Sshd::start(&dir, "sshd");
+    println!(
+        "{LEFT_RUNNING} {} {} {}",
+        dir.path.display(),
+        cluster.pid().expect("a running postmaster"),
+        sshd.pid().expect("a running sshd")
+    );
+    std::thread::sleep(Duration::from_secs(120));
+}

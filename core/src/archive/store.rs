@@ -257,6 +257,9 @@ impl TempFile {
                 .custom_flags(crate::os::files::NO_FOLLOW)
                 .open(&path)
                 .map_err(|e| Error::io("create", &path, e))?;
+            // Between the open and the lock is where another writer can publish the file.
+            #[cfg(test)]
+            tests::opened_temp_file();
             let file =
                 Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
                     Error::io(
@@ -356,6 +359,9 @@ mod tests {
     use super::*;
     use crate::wal::name::SegmentName;
     use crate::wal::segment::tests::fake_segment;
+    use std::cell::{Cell, RefCell};
+    use std::os::unix::fs::MetadataExt;
+    use std::rc::Rc;
 
     const MB: u32 = 1 << 20;
 
@@ -493,30 +499,55 @@ mod tests {
         assert!(!store.path_of(&name).exists());
     }
 
-    /// A writer that opened the temp file just before another writer published it must not
-    /// truncate the published file once it gets the lock.
+    thread_local! {
+        /// What happens, on this thread, right after the next open of a temp name and
+        /// before its lock: another writer's turn.
+        static AFTER_OPEN: RefCell<Option<Box<dyn FnOnce()>>> = const { RefCell::new(None) };
+    }
+
+    /// Called by [`TempFile::create`] between its open and its lock.
+    pub(super) fn opened_temp_file() {
+        // Taken out before it runs: the other writer opens temp names too.
+        if let Some(other_writer) = AFTER_OPEN.with(|a| a.borrow_mut().take()) {
+            other_writer();
+        }
+    }
+
+    /// Two writers of one segment (PostgreSQL retries a file whose first attempt still
+    /// runs): B opens the temp name; before B locks it, A writes the whole segment through
+    /// the same name and publishes it. The file B opened is now the archived segment: B
+    /// must not truncate and reuse it, but start over on a fresh temp file, and then find
+    /// the identical copy archived.
     #[test]
     fn a_temp_file_published_by_another_writer_is_not_reused() {
         let archive = tempfile::tempdir().unwrap();
         let store = ArchiveStore::new(archive.path());
         let (name, data) = segment(13);
-        let temp_path = archive.path().join(format!(".{name}.walmgr-tmp"));
-        let (first, _) = segment(14);
-        // Writer B opens the temp name of `first`... then writer A publishes it.
-        let first_temp = archive.path().join(format!(".{first}.walmgr-tmp"));
-        let (_, first_data) = segment(14);
-        fs::write(&first_temp, &first_data).unwrap();
-        let b_handle = File::open(&first_temp).unwrap();
-        fs::rename(&first_temp, store.path_of(&first)).unwrap();
-        drop(b_handle);
-        // B's next attempt creates a fresh temp file and leaves the published one alone.
-        let t = TempFile::create(archive.path(), &first.to_string()).unwrap();
-        assert_eq!(fs::read(store.path_of(&first)).unwrap(), first_data);
-        drop(t);
-        store
-            .archive_stream(&name, &data[..], data.len() as u64)
-            .unwrap();
-        assert!(!temp_path.exists());
+        let len = data.len() as u64;
+        let temp = archive.path().join(format!(".{name}.walmgr-tmp"));
+        let opened_by_b = Rc::new(Cell::new(None));
+        let writer_a = {
+            let (store, data) = (store.clone(), data.clone());
+            let opened_by_b = Rc::clone(&opened_by_b);
+            move || {
+                opened_by_b.set(Some(fs::metadata(&temp).unwrap().ino()));
+                let a = store.archive_stream(&name, &data[..], len).unwrap();
+                assert_eq!(a, Stored::Written, "writer A");
+            }
+        };
+        AFTER_OPEN.with(|a| *a.borrow_mut() = Some(Box::new(writer_a)));
+
+        let b = store.archive_stream(&name, &data[..], len).unwrap();
+
+        let archived = store.path_of(&name);
+        assert_eq!(
+            Some(fs::metadata(&archived).unwrap().ino()),
+            opened_by_b.get(),
+            "no race: A published another file than the one B had opened"
+        );
+        assert_eq!(b, Stored::AlreadyPresent, "writer B");
+        assert_eq!(fs::read(&archived).unwrap(), data, "the archived segment");
+        assert_eq!(listing(archive.path()), vec![name.to_string()]);
     }
 
     #[test]
