@@ -1,6 +1,5 @@
 //! `walmgr`: the command line. Parses, loads the config, hands the work to a command.
 
-mod args;
 mod commands;
 mod db;
 mod error;
@@ -16,9 +15,9 @@ use walmgr_core::setup::quick_start;
 use walmgr_core::standby::recovery::Target;
 use walmgr_core::Error;
 
-use args::{Cli, Command};
 use commands::Context;
 use error::{CliError, Result};
+use walmgr_cli::args::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
