@@ -35,7 +35,17 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli, logfile: &logging::LogFile) -> Result<()> {
+fn run(mut cli: Cli, logfile: &logging::LogFile) -> Result<()> {
+    // The manual's `walmgr3 .../wal-master.ini setup`, typed after --init-master wrote
+    // wal-master.toml: every later use of the path (restore_command, walmgr.config) names
+    // the file actually read.
+    if let Some(given) = &cli.config {
+        let located = config::Located::find(given);
+        if let Some(note) = located.note() {
+            tracing::info!("{note}");
+        }
+        cli.config = Some(located.path);
+    }
     if cli.ini {
         print!(
             "{}\n{}",

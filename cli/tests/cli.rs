@@ -690,3 +690,31 @@ fn xlock_holds_until_xrelease_though_its_process_is_gone() {
     let again = walmgr(&[s(&s0.slave), "xlock"]);
     assert!(again.status.success(), "{}", text(&again.stderr));
 }
+
+/// walmgr3's quick start names `~/conf/wal-slave.ini`; `--init-slave` writes
+/// `wal-slave.toml`. The manual's path works, and walmgr says which file it read.
+#[test]
+fn a_missing_ini_config_is_read_from_the_toml_beside_it() {
+    let s0 = setup();
+    let toml = s0.root.join("wal-slave.toml");
+    fs::write(
+        &toml,
+        format!(
+            "[walmgr]\nslave_data = \"{0}/standby\"\nwalmgr_data = \"{0}/walshipping\"\n",
+            s0.root.display()
+        ),
+    )
+    .unwrap();
+    let out = walmgr(&[s(&s0.root.join("wal-slave.ini")), "listbackups"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("wal-slave.ini does not exist: reading")
+            && said.contains(&toml.display().to_string()),
+        "{said}"
+    );
+    // A path that is neither: the error names the path given.
+    let out = walmgr(&[s(&s0.root.join("other.ini")), "listbackups"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("other.ini"));
+}

@@ -116,6 +116,50 @@ enum Typed {
     Count(u32),
 }
 
+/// The file a config path names. walmgr3's manual writes `walmgr3
+/// /var/lib/postgresql/conf/wal-master.ini setup` right after `--init-master`, which writes
+/// `wal-master.toml` (the native format): so a path ending in `.ini` that does not exist
+/// stands for the `.toml` beside it, when that exists. A `.ini` file that exists is always
+/// the one read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    pub path: PathBuf,
+    /// The `.ini` path given, when `path` is the `.toml` read in its place.
+    pub instead_of: Option<PathBuf>,
+}
+
+impl Located {
+    pub fn find(given: &Path) -> Located {
+        let is_ini = given
+            .extension()
+            .is_some_and(|ext| ext.eq_ignore_ascii_case("ini"));
+        let toml = given.with_extension("toml");
+        // symlink_metadata: a dangling link is a file that exists (and fails to read with
+        // its own error), not a missing one to look past.
+        if is_ini && given.symlink_metadata().is_err() && toml.is_file() {
+            return Located {
+                path: toml,
+                instead_of: Some(given.to_path_buf()),
+            };
+        }
+        Located {
+            path: given.to_path_buf(),
+            instead_of: None,
+        }
+    }
+
+    /// What to tell the DBA when another file is read than the one named.
+    pub fn note(&self) -> Option<String> {
+        let ini = self.instead_of.as_ref()?;
+        Some(format!(
+            "{} does not exist: reading {} beside it (the native config --init-master and \
+             --init-slave write; name it in commands to skip this note)",
+            ini.display(),
+            self.path.display()
+        ))
+    }
+}
+
 impl Config {
     /// Reads and parses the config file at `path`; the extension picks the format.
     pub fn load(path: &Path, overrides: &[(String, String)]) -> Result<Config> {

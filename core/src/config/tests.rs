@@ -792,3 +792,32 @@ fn every_key_in_the_table_reaches_config() {
         );
     }
 }
+
+#[test]
+fn a_missing_ini_path_stands_for_the_toml_that_init_wrote_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let ini = dir.path().join("wal-master.ini");
+    let toml = dir.path().join("wal-master.toml");
+
+    // Neither exists: the path given is read, and its error names it.
+    assert_eq!(Located::find(&ini).path, ini);
+
+    std::fs::write(&toml, "[walmgr]\nslave_data = \"/s\"\n").unwrap();
+    let found = Located::find(&ini);
+    assert_eq!(found.path, toml);
+    let note = found.note().unwrap();
+    assert!(note.contains("wal-master.ini does not exist") && note.contains("wal-master.toml"));
+
+    // A walmgr3 .ini that exists is the one read, whatever lies beside it.
+    std::fs::write(&ini, "[walmgr]\nslave_data = /s\n").unwrap();
+    assert_eq!(
+        Located::find(&ini),
+        Located {
+            path: ini.clone(),
+            instead_of: None
+        }
+    );
+    // Only .ini paths fall back: a missing .conf is an error about the .conf.
+    let conf = dir.path().join("wal-master.conf");
+    assert_eq!(Located::find(&conf).path, conf);
+}
