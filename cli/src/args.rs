@@ -45,7 +45,8 @@ pub struct Cli {
     #[arg(long = "set", value_name = "KEY=VAL[,KEY=VAL]", global = true)]
     pub set: Vec<String>,
 
-    /// Print a commented sample master and slave config and exit.
+    /// Print commented sample master and slave configs for the PostgreSQL installed on this
+    /// host (paths, start and stop commands) and exit.
     #[arg(long)]
     pub ini: bool,
 

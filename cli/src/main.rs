@@ -47,11 +47,14 @@ fn run(mut cli: Cli, logfile: &logging::LogFile) -> Result<()> {
         cli.config = Some(located.path);
     }
     if cli.ini {
-        print!(
+        let host = walmgr_core::setup::host_layout::detect();
+        let samples = format!(
             "{}\n{}",
-            config::sample_master_toml(),
-            config::sample_slave_toml()
+            config::sample_master_toml(&host),
+            config::sample_slave_toml(&host)
         );
+        // `walmgr --ini | head` closes the pipe early: not a failure worth a panic.
+        let _ = std::io::Write::write_all(&mut std::io::stdout(), samples.as_bytes());
         return Ok(());
     }
     if let Some(names) = &cli.synch_standby {

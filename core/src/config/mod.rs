@@ -25,7 +25,7 @@ pub use keys::Config;
 // The key table itself: each key's name, kind of value and meaning (`--ini`, the man page).
 pub use keys::{keys, Key};
 
-pub use sample::{MANUAL_MASTER_INI, MANUAL_SLAVE_INI};
+pub use sample::{SampleHost, MANUAL_MASTER_INI, MANUAL_SLAVE_INI};
 
 /// What tells a changed config file from the one loaded: an edit (mtime, length), a
 /// replacement (device, inode), a chmod that makes it unreadable (ctime).
@@ -452,12 +452,12 @@ pub fn parse_overrides(args: &[String]) -> Result<Vec<(String, String)>> {
     Ok(pairs)
 }
 
-/// The commented sample master config in the native format (`walmgr --ini`).
-pub fn sample_master_toml() -> &'static str {
-    sample::SAMPLE_MASTER_TOML
+/// The commented sample master config in the native format (`walmgr --ini`), for `host`.
+pub fn sample_master_toml(host: &SampleHost) -> String {
+    sample::master_toml(host)
 }
 
-/// The commented sample slave config in the native format (`walmgr --ini`).
-pub fn sample_slave_toml() -> &'static str {
-    sample::SAMPLE_SLAVE_TOML
+/// The commented sample slave config in the native format (`walmgr --ini`), for `host`.
+pub fn sample_slave_toml(host: &SampleHost) -> String {
+    sample::slave_toml(host)
 }
