@@ -4,6 +4,7 @@ mod commands;
 mod db;
 mod error;
 mod logging;
+mod progress;
 mod server;
 
 use std::process::ExitCode;
@@ -143,7 +144,7 @@ fn run(mut cli: Cli, logfile: &logging::LogFile) -> Result<()> {
                 .or_else(|| target_lsn.clone().map(Target::Lsn))
                 .or_else(|| target_xid.clone().map(Target::Xid))
                 .or_else(|| target_name.clone().map(Target::Name));
-            commands::standby::restore(&mut ctx, src.as_deref(), dst.as_deref(), target)
+            commands::standby::restore(&mut ctx, src.as_deref(), dst.as_deref(), target, cli.quiet)
         }
         Command::Cleanup => commands::standby::cleanup(&mut ctx),
         Command::Status { json } => commands::status::run(&mut ctx, *json),

@@ -699,3 +699,62 @@ fn a_backup_taken_on_the_standby_restores_to_a_working_server() {
         || copy.try_connect().is_ok() && count(&copy, "b") == 700,
     );
 }
+
+/// The percentages of the progress lines `what` printed, in order; and that nothing of a
+/// terminal's bar is among them (no carriage return, no escape sequence).
+fn progress_lines(stderr: &str, what: &str) -> Vec<u64> {
+    assert!(
+        !stderr.contains('\r') && !stderr.contains('\x1b'),
+        "a progress bar without a terminal:\n{stderr:?}"
+    );
+    stderr
+        .lines()
+        .filter_map(|l| l.split_once(&format!("{what}: copied ")))
+        .map(|(_, rest)| {
+            let pct = rest.split('%').next().unwrap();
+            pct.parse()
+                .unwrap_or_else(|_| panic!("not a percentage in {rest:?}"))
+        })
+        .collect()
+}
+
+/// Without a terminal (cron, a pipe, PostgreSQL's log) long copies report as log lines: a
+/// line per tenth, in order, up to 100%; `-q` keeps them out.
+#[test]
+fn backup_and_restore_report_progress_as_log_lines_without_a_terminal() {
+    let (s, standby, slave) = quick_start("progress", "");
+    s.master.pgbench(&["-i", "-s", "5", "-q"]);
+    let out = s
+        .walmgr()
+        .args([path(&s.master_config), "backup"])
+        .as_postgres()
+        .ok_output();
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    let backup = progress_lines(&said, "backup");
+    assert!(backup.len() >= 3, "too few progress lines:\n{said}");
+    assert!(backup.windows(2).all(|w| w[0] < w[1]), "{backup:?}\n{said}");
+    assert_eq!(backup.last(), Some(&100), "{said}");
+
+    let out = s
+        .walmgr()
+        .args(["-q", path(&s.master_config), "backup"])
+        .as_postgres()
+        .ok_output();
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(progress_lines(&said, "backup").is_empty(), "-q:\n{said}");
+
+    // A named set is copied, not moved: that copy reports too.
+    s.switch_and_wait();
+    let out = s
+        .walmgr()
+        .args([path(&slave), "restore", "data.master"])
+        .as_postgres()
+        .ok_output();
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    let restore = progress_lines(&said, "restore");
+    assert!(restore.len() >= 3, "too few progress lines:\n{said}");
+    assert_eq!(restore.last(), Some(&100), "{said}");
+    standby.wait_until("the restored standby runs", WAIT, || {
+        standby.try_connect().is_ok()
+    });
+}

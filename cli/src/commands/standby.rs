@@ -10,17 +10,24 @@ use walmgr_core::Error;
 
 use super::Context;
 use crate::error::Result;
+use crate::progress::Display;
 
 pub fn restore(
     ctx: &mut Context,
     set: Option<&str>,
     dst: Option<&Path>,
     target: Option<Target>,
+    quiet: bool,
 ) -> Result<()> {
     // restore_command runs this very binary.
     let walmgr = std::env::current_exe().map_err(|e| Error::io("find", "walmgr binary", e))?;
     let request = Request { set, dst, target };
-    restore::restore(&ctx.config, &walmgr, &request, &mut ctx.changes)?;
+    let mut display = Display::new("restore", quiet, ctx.changes.is_dry_run());
+    let done = restore::restore(&ctx.config, &walmgr, &request, &mut ctx.changes, &mut |p| {
+        display.update(p)
+    });
+    display.finish();
+    done?;
     Ok(())
 }
 
