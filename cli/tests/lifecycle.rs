@@ -758,3 +758,24 @@ fn backup_and_restore_report_progress_as_log_lines_without_a_terminal() {
         standby.try_connect().is_ok()
     });
 }
+
+/// On a terminal the same backup shows a bar and no progress lines.
+#[test]
+fn backup_on_a_terminal_shows_a_bar_and_no_progress_lines() {
+    let (s, _standby, _slave) = quick_start("progress-tty", "");
+    s.master.pgbench(&["-i", "-s", "5", "-q"]);
+    // script(1) runs the command on a pseudo-terminal and passes on what it shows.
+    let command = format!(
+        "{} {} backup",
+        s.walmgr_bin().display(),
+        path(&s.master_config)
+    );
+    let shown = s
+        .command("script")
+        .args(["-qec", &command, "/dev/null"])
+        .as_postgres()
+        .ok();
+    assert!(shown.contains("backup from the master done"), "{shown:?}");
+    assert!(shown.contains("backup ["), "no bar:\n{shown:?}");
+    assert!(!shown.contains("backup: copied"), "lines as well:\n{shown:?}");
+}
