@@ -154,7 +154,7 @@ fn run(mut cli: Cli, logfile: &logging::LogFile) -> Result<()> {
         Command::Periodic => commands::shipping::periodic(&mut ctx),
         Command::SynchStandby { names } => commands::master::synch_standby(&mut ctx, names),
         Command::Createslave => {
-            commands::standby::createslave(&mut ctx, cli.primary_conninfo.as_deref())
+            commands::standby::createslave(&mut ctx, cli.primary_conninfo.as_deref(), cli.quiet)
         }
         Command::Pause => commands::standby::pause(&mut ctx),
         Command::Continue => commands::standby::resume(&mut ctx),

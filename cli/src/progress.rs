@@ -34,7 +34,7 @@ impl Display {
         } else if std::io::stderr().is_terminal() {
             let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
             if let Ok(style) = ProgressStyle::with_template(
-                "{prefix} [{bar:30}] {percent:>3}% {bytes}/{total_bytes}, {msg}, \
+                "{prefix} [{bar:30}] {percent:>3}% {bytes}/{total_bytes} {msg} \
                  {binary_bytes_per_sec}, {eta} left",
             ) {
                 bar.set_style(style.progress_chars("#>-"));
@@ -60,7 +60,9 @@ impl Display {
             Shown::Bar(bar) => {
                 bar.set_length(p.bytes_total.max(p.bytes_done));
                 bar.set_position(p.bytes_done);
-                bar.set_message(format!("{} files", p.files));
+                if p.files > 0 {
+                    bar.set_message(format!("({} files)", p.files));
+                }
             }
             Shown::Lines { tenths, last } => {
                 let now_tenths = (p.bytes_done * 10)
@@ -92,11 +94,15 @@ fn line(what: &str, p: &Progress, elapsed: Duration) -> String {
         .unwrap_or(100)
         .min(100);
     let rate = mb(p.bytes_done) as f64 / elapsed.as_secs_f64().max(0.001);
+    // pg_basebackup (createslave) does not count files.
+    let files = match p.files {
+        0 => String::new(),
+        n => format!("{n} files, "),
+    };
     format!(
-        "{what}: copied {pct}% ({} of {} MB, {} files, {rate:.0} MB/s)",
+        "{what}: copied {pct}% ({} of {} MB, {files}{rate:.0} MB/s)",
         mb(p.bytes_done),
         mb(p.bytes_total.max(p.bytes_done)),
-        p.files
     )
 }
 

@@ -777,5 +777,43 @@ fn backup_on_a_terminal_shows_a_bar_and_no_progress_lines() {
         .ok();
     assert!(shown.contains("backup from the master done"), "{shown:?}");
     assert!(shown.contains("backup ["), "no bar:\n{shown:?}");
-    assert!(!shown.contains("backup: copied"), "lines as well:\n{shown:?}");
+    assert!(
+        !shown.contains("backup: copied"),
+        "lines as well:\n{shown:?}"
+    );
+}
+
+/// createslave reports pg_basebackup's progress the same way: log lines without a terminal,
+/// in order, up to 100%, and none of pg_basebackup's own progress output.
+#[test]
+fn createslave_reports_pg_basebackups_progress_as_log_lines() {
+    let (s, standby, _) = quick_start("progress-createslave", "");
+    s.master.pgbench(&["-i", "-s", "5", "-q"]);
+    let config = s.dir.write(
+        "createslave.toml",
+        format!(
+            "[walmgr]\nslave_data = \"{}\"\nslave_bin = \"{}\"\nslave_start_cmd = \"{}\"\n\
+             walmgr_data = \"{}\"\nprimary_conninfo = \"{} application_name=s1\"\n",
+            standby.data.display(),
+            standby.pg.bindir.display(),
+            standby.start_command(),
+            s.dir.join("walshipping").display(),
+            s.master.conninfo(),
+        ),
+    );
+    let out = s
+        .walmgr()
+        .args([path(&config), "createslave"])
+        .as_postgres()
+        .ok_output();
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    let seen = progress_lines(&said, "createslave");
+    assert!(!seen.is_empty(), "no progress lines:\n{said}");
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}\n{said}");
+    assert_eq!(seen.last(), Some(&100), "{said}");
+    assert!(
+        !said.contains(" kB ("),
+        "pg_basebackup's own lines:\n{said}"
+    );
+    s.master.wait_until_streaming("s1", WAIT);
 }

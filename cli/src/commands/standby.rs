@@ -31,14 +31,18 @@ pub fn restore(
     Ok(())
 }
 
-pub fn createslave(ctx: &mut Context, conninfo: Option<&str>) -> Result<()> {
+pub fn createslave(ctx: &mut Context, conninfo: Option<&str>, quiet: bool) -> Result<()> {
     let walmgr = std::env::current_exe().map_err(|e| Error::io("find", "walmgr binary", e))?;
-    walmgr_core::standby::createslave::createslave(
+    let mut display = Display::new("createslave", quiet, ctx.changes.is_dry_run());
+    let done = walmgr_core::standby::createslave::createslave(
         &ctx.config,
         conninfo,
         &walmgr,
         &mut ctx.changes,
-    )?;
+        &mut |p| display.update(p),
+    );
+    display.finish();
+    done?;
     Ok(())
 }
 
