@@ -148,7 +148,7 @@ fn run(mut cli: Cli, logfile: &logging::LogFile) -> Result<()> {
         }
         Command::Cleanup => commands::standby::cleanup(&mut ctx),
         Command::Status { json } => commands::status::run(&mut ctx, *json),
-        Command::Boot => commands::standby::boot(&mut ctx),
+        Command::Boot => commands::standby::boot(&mut ctx, cli.quiet),
         Command::Sync => commands::shipping::sync(&mut ctx),
         Command::Syncdaemon => commands::shipping::syncdaemon(&mut ctx, cli.daemon),
         Command::Periodic => commands::shipping::periodic(&mut ctx),

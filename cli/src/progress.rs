@@ -1,4 +1,5 @@
-//! Progress of long work (backup, a restore that copies a set): a bar on a terminal, log
+//! Progress of long work (backup, a restore that copies a set, createslave, boot's replay):
+//! a bar on a terminal, log
 //! lines anywhere else (cron mail, a pipe, `logfile`), never both: a bar's carriage returns
 //! would garble a log, and a log line per step would scroll a terminal away.
 
@@ -15,6 +16,8 @@ const LINE_AT_LEAST_EVERY: Duration = Duration::from_secs(30);
 pub struct Display {
     /// What is being done, the start of every line ("backup", "restore").
     what: &'static str,
+    /// What happens to the bytes ("copied", "replayed").
+    verb: &'static str,
     started: Instant,
     shown: Shown,
 }
@@ -28,7 +31,7 @@ enum Shown {
 impl Display {
     /// A bar when stderr is a terminal, else log lines; nothing with `-q` (the lines are
     /// info-level too) or `-n` (nothing is copied).
-    pub fn new(what: &'static str, quiet: bool, dry_run: bool) -> Display {
+    pub fn new(what: &'static str, verb: &'static str, quiet: bool, dry_run: bool) -> Display {
         let shown = if quiet || dry_run {
             Shown::Nothing
         } else if std::io::stderr().is_terminal() {
@@ -49,6 +52,7 @@ impl Display {
         };
         Display {
             what,
+            verb,
             started: Instant::now(),
             shown,
         }
@@ -72,7 +76,7 @@ impl Display {
                 if now_tenths > *tenths || last.elapsed() >= LINE_AT_LEAST_EVERY {
                     *tenths = now_tenths.max(*tenths);
                     *last = Instant::now();
-                    tracing::info!("{}", line(self.what, p, self.started.elapsed()));
+                    tracing::info!("{}", line(self.what, self.verb, p, self.started.elapsed()));
                 }
             }
         }
@@ -87,20 +91,20 @@ impl Display {
 }
 
 /// "backup: copied 40% (412 of 1030 MB, 1284 files, 96 MB/s)".
-fn line(what: &str, p: &Progress, elapsed: Duration) -> String {
+fn line(what: &str, verb: &str, p: &Progress, elapsed: Duration) -> String {
     let mb = |b: u64| b >> 20;
     let pct = (p.bytes_done * 100)
         .checked_div(p.bytes_total)
         .unwrap_or(100)
         .min(100);
     let rate = mb(p.bytes_done) as f64 / elapsed.as_secs_f64().max(0.001);
-    // pg_basebackup (createslave) does not count files.
+    // pg_basebackup (createslave) and replay (boot) count no files.
     let files = match p.files {
         0 => String::new(),
         n => format!("{n} files, "),
     };
     format!(
-        "{what}: copied {pct}% ({} of {} MB, {files}{rate:.0} MB/s)",
+        "{what}: {verb} {pct}% ({} of {} MB, {files}{rate:.0} MB/s)",
         mb(p.bytes_done),
         mb(p.bytes_total.max(p.bytes_done)),
     )
@@ -118,10 +122,12 @@ mod tests {
             files: 1284,
         };
         assert_eq!(
-            line("backup", &p, Duration::from_secs(4)),
+            line("backup", "copied", &p, Duration::from_secs(4)),
             "backup: copied 40% (412 of 1030 MB, 1284 files, 103 MB/s)"
         );
         // An empty tree is done, not divided by zero.
-        assert!(line("restore", &Progress::default(), Duration::ZERO).contains("copied 100%"));
+        assert!(
+            line("restore", "copied", &Progress::default(), Duration::ZERO).contains("copied 100%")
+        );
     }
 }

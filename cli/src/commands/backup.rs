@@ -21,7 +21,7 @@ pub fn run(ctx: &mut Context, quiet: bool) -> Result<()> {
         Role::Slave => Connection::local(take::source_data(&ctx.config)?)?,
     };
     let mut area = walmgr_core::remote::backup_area(&ctx.config)?;
-    let mut display = Display::new("backup", quiet, ctx.changes.is_dry_run());
+    let mut display = Display::new("backup", "copied", quiet, ctx.changes.is_dry_run());
     let done = take::take(
         &ctx.config,
         area.as_mut(),
