@@ -35,7 +35,8 @@ impl Display {
         let shown = if quiet || dry_run {
             Shown::Nothing
         } else if std::io::stderr().is_terminal() {
-            let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+            // Hidden until the first update: before it, the bar knows no total to show.
+            let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::hidden());
             if let Ok(style) = ProgressStyle::with_template(
                 "{prefix} [{bar:30}] {percent:>3}% {bytes}/{total_bytes} {msg} \
                  {binary_bytes_per_sec}, {eta} left",
@@ -43,6 +44,7 @@ impl Display {
                 bar.set_style(style.progress_chars("#>-"));
             }
             bar.set_prefix(what);
+            crate::logging::show_above(Some(bar.clone()));
             Shown::Bar(bar)
         } else {
             Shown::Lines {
@@ -62,6 +64,9 @@ impl Display {
         match &mut self.shown {
             Shown::Nothing => {}
             Shown::Bar(bar) => {
+                if bar.is_hidden() {
+                    bar.set_draw_target(ProgressDrawTarget::stderr());
+                }
                 bar.set_length(p.bytes_total.max(p.bytes_done));
                 bar.set_position(p.bytes_done);
                 if p.files > 0 {
@@ -85,6 +90,7 @@ impl Display {
     /// Clears the bar; the command's own last words follow.
     pub fn finish(self) {
         if let Shown::Bar(bar) = self.shown {
+            crate::logging::show_above(None);
             bar.finish_and_clear();
         }
     }

@@ -742,7 +742,10 @@ fn backup_and_restore_report_progress_as_log_lines_without_a_terminal() {
     let said = String::from_utf8_lossy(&out.stderr).into_owned();
     let backup = progress_lines(&said, "backup");
     assert!(backup.len() >= 3, "too few progress lines:\n{said}");
-    assert!(backup.windows(2).all(|w| w[0] <= w[1]), "{backup:?}\n{said}");
+    assert!(
+        backup.windows(2).all(|w| w[0] <= w[1]),
+        "{backup:?}\n{said}"
+    );
     assert_eq!(backup.last(), Some(&100), "{said}");
 
     let out = s
