@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Parser, Subcommand};
+use clap::{ArgAction, Parser, Subcommand, ValueHint};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -45,7 +45,8 @@ pub struct Cli {
     #[arg(long = "set", value_name = "KEY=VAL[,KEY=VAL]", global = true)]
     pub set: Vec<String>,
 
-    /// Print a commented sample master and slave config and exit.
+    /// Print commented sample master and slave configs for the PostgreSQL installed on this
+    /// host (paths, start and stop commands) and exit.
     #[arg(long)]
     pub ini: bool,
 
@@ -58,7 +59,7 @@ pub struct Cli {
     pub init_slave: bool,
 
     /// Where --init-master and --init-slave write configs.
-    #[arg(long, value_name = "DIR", default_value = "~/conf")]
+    #[arg(long, value_name = "DIR", default_value = "~/conf", value_hint = ValueHint::DirPath)]
     pub config_dir: String,
 
     /// The standby for --init-master: host, user@host or user@host:port.
@@ -66,7 +67,7 @@ pub struct Cli {
     pub slave: Option<String>,
 
     /// The cluster's data directory (default: $PGDATA, else the running server's).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
     pub pgdata: Option<PathBuf>,
 
     /// Master: create ~/.ssh/id_ed25519 if there is none, and print its public key.
@@ -75,7 +76,7 @@ pub struct Cli {
 
     /// Slave: let the master's public key (a .pub file) run walmgr's receiving end, and
     /// nothing else.
-    #[arg(long, value_name = "KEYFILE.pub")]
+    #[arg(long, value_name = "KEYFILE.pub", value_hint = ValueHint::FilePath)]
     pub ssh_add_key: Option<PathBuf>,
 
     /// Slave: remove the master's key from authorized_keys (a .pub file, the key, or its
@@ -89,7 +90,7 @@ pub struct Cli {
 
     /// Slave: put the replication password (the first line of FILE) into ~/.pgpass for the
     /// connection primary_conninfo makes (from the slave config, or --primary-conninfo).
-    #[arg(long, value_name = "FILE", conflicts_with = "remove_password")]
+    #[arg(long, value_name = "FILE", conflicts_with = "remove_password", value_hint = ValueHint::FilePath)]
     pub add_password: Option<PathBuf>,
 
     /// Slave: remove the ~/.pgpass line --add-password wrote for primary_conninfo.
@@ -102,6 +103,7 @@ pub struct Cli {
     pub synch_standby: Option<String>,
 
     /// The walmgr config file (TOML, or a walmgr3 .ini).
+    #[arg(value_hint = ValueHint::FilePath)]
     pub config: Option<PathBuf>,
 
     #[command(subcommand)]
