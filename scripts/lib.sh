@@ -8,7 +8,8 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PG_ROOT=${WALMGR_PG_ROOT:-/opt/walmgr-pg}
 PGRX_VERSION=0.18.1
 APT_PACKAGES="postgresql-15 postgresql-server-dev-15 libclang-dev clang pkg-config sudo
-libssl-dev zlib1g-dev openssh-server openssh-client rsync pgbackrest unzip time iproute2 nftables"
+libssl-dev zlib1g-dev openssh-server openssh-client rsync pgbackrest unzip time iproute2 nftables
+man-db groff-base"
 
 say() { printf '==> %s\n' "$*" >&2; }
 

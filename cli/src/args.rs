@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Parser, Subcommand};
+use clap::{ArgAction, Parser, Subcommand, ValueHint};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -45,7 +45,8 @@ pub struct Cli {
     #[arg(long = "set", value_name = "KEY=VAL[,KEY=VAL]", global = true)]
     pub set: Vec<String>,
 
-    /// Print a commented sample master and slave config and exit.
+    /// Print commented sample master and slave configs for the PostgreSQL installed on this
+    /// host (paths, start and stop commands) and exit.
     #[arg(long)]
     pub ini: bool,
 
@@ -58,7 +59,7 @@ pub struct Cli {
     pub init_slave: bool,
 
     /// Where --init-master and --init-slave write configs.
-    #[arg(long, value_name = "DIR", default_value = "~/conf")]
+    #[arg(long, value_name = "DIR", default_value = "~/conf", value_hint = ValueHint::DirPath)]
     pub config_dir: String,
 
     /// The standby for --init-master: host, user@host or user@host:port.
@@ -66,7 +67,7 @@ pub struct Cli {
     pub slave: Option<String>,
 
     /// The cluster's data directory (default: $PGDATA, else the running server's).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
     pub pgdata: Option<PathBuf>,
 
     /// Master: create ~/.ssh/id_ed25519 if there is none, and print its public key.
@@ -75,7 +76,7 @@ pub struct Cli {
 
     /// Slave: let the master's public key (a .pub file) run walmgr's receiving end, and
     /// nothing else.
-    #[arg(long, value_name = "KEYFILE.pub")]
+    #[arg(long, value_name = "KEYFILE.pub", value_hint = ValueHint::FilePath)]
     pub ssh_add_key: Option<PathBuf>,
 
     /// Slave: remove the master's key from authorized_keys (a .pub file, the key, or its
@@ -89,7 +90,7 @@ pub struct Cli {
 
     /// Slave: put the replication password (the first line of FILE) into ~/.pgpass for the
     /// connection primary_conninfo makes (from the slave config, or --primary-conninfo).
-    #[arg(long, value_name = "FILE", conflicts_with = "remove_password")]
+    #[arg(long, value_name = "FILE", conflicts_with = "remove_password", value_hint = ValueHint::FilePath)]
     pub add_password: Option<PathBuf>,
 
     /// Slave: remove the ~/.pgpass line --add-password wrote for primary_conninfo.
@@ -102,6 +103,7 @@ pub struct Cli {
     pub synch_standby: Option<String>,
 
     /// The walmgr config file (TOML, or a walmgr3 .ini).
+    #[arg(value_hint = ValueHint::FilePath)]
     pub config: Option<PathBuf>,
 
     #[command(subcommand)]
@@ -155,9 +157,23 @@ pub enum Command {
 
     /// Either host: archiving (master) or replay (standby) state, backups, lock.
     Status {
-        /// One JSON object, for monitoring.
+        /// One JSON object, for monitoring (its fields: docs/monitoring.md).
+        #[arg(long, conflicts_with = "prometheus")]
+        json: bool,
+        /// Prometheus text exposition format, for node_exporter's textfile collector.
+        #[arg(long)]
+        prometheus: bool,
+    },
+
+    /// Either host: verify the config, directories, connections, host keys and, on the
+    /// master, a real archive round trip. One line per check; exit 0 only if all pass.
+    Check {
+        /// One JSON object: role, ok, and each check's name, status and detail.
         #[arg(long)]
         json: bool,
+        /// How long the round trip waits for the switched segment in the archive.
+        #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+        timeout: u64,
     },
 
     /// Master: ship in-progress WAL to the standby now, once (walmgr.sync()).
@@ -258,6 +274,7 @@ impl Command {
             Command::SynchStandby { .. } => "synch-standby",
             Command::Cleanup => "cleanup",
             Command::Status { .. } => "status",
+            Command::Check { .. } => "check",
             Command::Pause => "pause",
             Command::Continue => "continue",
             Command::Xlock => "xlock",

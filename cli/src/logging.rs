@@ -11,10 +11,21 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use indicatif::ProgressBar;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::Layer;
+
+/// The progress bar on the terminal now, if any (crate::progress sets and clears it).
+static SHOWN_BAR: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+/// Log lines from now on go above `bar` (None: straight to stderr again).
+pub fn show_above(bar: Option<ProgressBar>) {
+    if let Ok(mut slot) = SHOWN_BAR.lock() {
+        *slot = bar;
+    }
+}
 
 /// Lets the file be named once the config is loaded.
 #[derive(Clone)]
@@ -76,7 +87,12 @@ impl<S: Subscriber> Layer<S> for Lines {
             Level::WARN => "WARNING ",
             _ => "",
         };
-        eprintln!("{tag}{}", message.0);
+        // A line printed under a progress bar would be torn by its next redraw: the bar steps
+        // aside for the line and comes back below it.
+        match SHOWN_BAR.lock().ok().and_then(|bar| bar.clone()) {
+            Some(bar) => bar.suspend(|| eprintln!("{tag}{}", message.0)),
+            None => eprintln!("{tag}{}", message.0),
+        }
         if let Ok(mut slot) = self.file.0.lock() {
             if let Some((f, job)) = slot.as_mut() {
                 let _ = writeln!(f, "{} {job} {tag}{}", utc_now(), message.0);

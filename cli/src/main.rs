@@ -1,10 +1,10 @@
 //! `walmgr`: the command line. Parses, loads the config, hands the work to a command.
 
-mod args;
 mod commands;
 mod db;
 mod error;
 mod logging;
+mod progress;
 mod server;
 
 use std::process::ExitCode;
@@ -16,9 +16,9 @@ use walmgr_core::setup::quick_start;
 use walmgr_core::standby::recovery::Target;
 use walmgr_core::Error;
 
-use args::{Cli, Command};
 use commands::Context;
 use error::{CliError, Result};
+use walmgr_cli::args::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -36,13 +36,26 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli, logfile: &logging::LogFile) -> Result<()> {
+fn run(mut cli: Cli, logfile: &logging::LogFile) -> Result<()> {
+    // The manual's `walmgr3 .../wal-master.ini setup`, typed after --init-master wrote
+    // wal-master.toml: every later use of the path (restore_command, walmgr.config) names
+    // the file actually read.
+    if let Some(given) = &cli.config {
+        let located = config::Located::find(given);
+        if let Some(note) = located.note() {
+            tracing::info!("{note}");
+        }
+        cli.config = Some(located.path);
+    }
     if cli.ini {
-        print!(
+        let host = walmgr_core::setup::host_layout::detect();
+        let samples = format!(
             "{}\n{}",
-            config::sample_master_toml(),
-            config::sample_slave_toml()
+            config::sample_master_toml(&host),
+            config::sample_slave_toml(&host)
         );
+        // `walmgr --ini | head` closes the pipe early: not a failure worth a panic.
+        let _ = std::io::Write::write_all(&mut std::io::stdout(), samples.as_bytes());
         return Ok(());
     }
     if let Some(names) = &cli.synch_standby {
@@ -88,7 +101,14 @@ fn run(cli: Cli, logfile: &logging::LogFile) -> Result<()> {
         );
     };
     let overrides = config::parse_overrides(&cli.set)?;
-    let config = Config::load(&config_path, &overrides)?;
+    let config = match (Config::load(&config_path, &overrides), &command) {
+        (Ok(config), _) => config,
+        // check reports a broken config as its first failed check, in its own format.
+        (Err(e), Some(Command::Check { json, .. })) => {
+            return commands::check::report(&walmgr_core::check::config_unreadable(&e), *json)
+        }
+        (Err(e), _) => return Err(e.into()),
+    };
     if let Some(path) = &config.logfile {
         logfile.open(path, config.job_name.as_deref().unwrap_or("walmgr"));
     }
@@ -131,17 +151,18 @@ fn run(cli: Cli, logfile: &logging::LogFile) -> Result<()> {
                 .or_else(|| target_lsn.clone().map(Target::Lsn))
                 .or_else(|| target_xid.clone().map(Target::Xid))
                 .or_else(|| target_name.clone().map(Target::Name));
-            commands::standby::restore(&mut ctx, src.as_deref(), dst.as_deref(), target)
+            commands::standby::restore(&mut ctx, src.as_deref(), dst.as_deref(), target, cli.quiet)
         }
         Command::Cleanup => commands::standby::cleanup(&mut ctx),
-        Command::Status { json } => commands::status::run(&mut ctx, *json),
-        Command::Boot => commands::standby::boot(&mut ctx),
+        Command::Status { json, prometheus } => commands::status::run(&mut ctx, *json, *prometheus),
+        Command::Check { json, timeout } => commands::check::run(&mut ctx, *json, *timeout),
+        Command::Boot => commands::standby::boot(&mut ctx, cli.quiet),
         Command::Sync => commands::shipping::sync(&mut ctx),
         Command::Syncdaemon => commands::shipping::syncdaemon(&mut ctx, cli.daemon),
         Command::Periodic => commands::shipping::periodic(&mut ctx),
         Command::SynchStandby { names } => commands::master::synch_standby(&mut ctx, names),
         Command::Createslave => {
-            commands::standby::createslave(&mut ctx, cli.primary_conninfo.as_deref())
+            commands::standby::createslave(&mut ctx, cli.primary_conninfo.as_deref(), cli.quiet)
         }
         Command::Pause => commands::standby::pause(&mut ctx),
         Command::Continue => commands::standby::resume(&mut ctx),

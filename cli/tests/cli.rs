@@ -78,13 +78,72 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// `walmgr --ini` on this host: a master and a slave sample that load, with the paths and
+/// start/stop commands of the PostgreSQL installed here (Debian's layout and pg_ctlcluster
+/// on this machine), and the walmgr3 keys that do nothing listed as such, not set.
 #[test]
-fn ini_prints_sample_configs_that_load() {
+fn ini_prints_samples_for_the_postgresql_of_this_host() {
     let out = walmgr(&["--ini"]);
     assert!(out.status.success());
     let samples = text(&out.stdout);
-    assert!(samples.contains("master_data"), "{samples}");
-    assert!(samples.contains("slave_data"), "{samples}");
+    let at = samples
+        .find("# walmgr slave configuration")
+        .expect("a slave sample after the master's");
+    let (master, slave) = samples.split_at(at);
+    let dir = tempfile::tempdir().unwrap();
+    for (name, sample, role) in [
+        ("master.toml", master, walmgr_core::config::Role::Master),
+        ("slave.toml", slave, walmgr_core::config::Role::Slave),
+    ] {
+        let path = dir.path().join(name);
+        fs::write(&path, sample).unwrap();
+        let config = walmgr_core::config::Config::load(&path, &[])
+            .unwrap_or_else(|e| panic!("{name} does not load: {e}\n{sample}"));
+        assert_eq!(config.role, role);
+        for key in walmgr_core::config::keys() {
+            if key.does_nothing.is_some() {
+                assert!(
+                    !matches!(
+                        config.origin(key.name),
+                        walmgr_core::error::Origin::Line(..)
+                    ),
+                    "{} is set in the {name} sample",
+                    key.name
+                );
+                assert!(sample.contains(&format!("#   {}: ", key.name)), "{sample}");
+            }
+        }
+        assert!(
+            !sample.contains("9.1") && !sample.contains("/etc/init.d"),
+            "{sample}"
+        );
+    }
+    // The newest major in Debian's place on this machine, and postgresql-common's commands.
+    let newest = fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().join("bin/postgres").is_file())
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .max();
+    if let Some(major) = newest {
+        assert!(
+            slave.contains(&format!(
+                "slave_bin            = \"/usr/lib/postgresql/{major}/bin\""
+            )),
+            "{slave}"
+        );
+        if Path::new("/usr/bin/pg_ctlcluster").is_file() {
+            assert!(
+                slave.contains(&format!("slave_start_cmd      = \"pg_ctlcluster {major} ")),
+                "{slave}"
+            );
+            assert!(
+                master.contains(&format!("#master_restart_cmd   = \"pg_ctlcluster {major} ")),
+                "{master}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -689,4 +748,32 @@ fn xlock_holds_until_xrelease_though_its_process_is_gone() {
     assert!(!lock.exists());
     let again = walmgr(&[s(&s0.slave), "xlock"]);
     assert!(again.status.success(), "{}", text(&again.stderr));
+}
+
+/// walmgr3's quick start names `~/conf/wal-slave.ini`; `--init-slave` writes
+/// `wal-slave.toml`. The manual's path works, and walmgr says which file it read.
+#[test]
+fn a_missing_ini_config_is_read_from_the_toml_beside_it() {
+    let s0 = setup();
+    let toml = s0.root.join("wal-slave.toml");
+    fs::write(
+        &toml,
+        format!(
+            "[walmgr]\nslave_data = \"{0}/standby\"\nwalmgr_data = \"{0}/walshipping\"\n",
+            s0.root.display()
+        ),
+    )
+    .unwrap();
+    let out = walmgr(&[s(&s0.root.join("wal-slave.ini")), "listbackups"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("wal-slave.ini does not exist: reading")
+            && said.contains(&toml.display().to_string()),
+        "{said}"
+    );
+    // A path that is neither: the error names the path given.
+    let out = walmgr(&[s(&s0.root.join("other.ini")), "listbackups"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("other.ini"));
 }

@@ -658,6 +658,25 @@ fn kill_9(pids: &[i32]) {
 /// SIGKILL on, so walmgr itself is killed).
 fn walmgr_pids(config: &Path, command: &str) -> Vec<i32> {
     let config = config.to_string_lossy();
+    pids_whose_args(|args| {
+        args.first().is_some_and(|a| a.ends_with("/walmgr"))
+            && args.iter().any(|a| a == config.as_ref())
+            && args.iter().any(|a| a == command)
+    })
+}
+
+/// Whether a postmaster runs (or is starting) in `data`: a restore killed right after it
+/// ran `pg_ctl start` leaves one that may not have written postmaster.pid yet.
+fn a_postmaster_runs_in(data: &Path) -> bool {
+    let data = data.to_string_lossy();
+    !pids_whose_args(|args| {
+        args.first().is_some_and(|a| a.ends_with("/postgres"))
+            && args.iter().any(|a| a == data.as_ref())
+    })
+    .is_empty()
+}
+
+fn pids_whose_args(matches: impl Fn(&[String]) -> bool) -> Vec<i32> {
     fs::read_dir("/proc")
         .unwrap()
         .flatten()
@@ -666,11 +685,10 @@ fn walmgr_pids(config: &Path, command: &str) -> Vec<i32> {
             let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
             let args: Vec<String> = cmdline
                 .split(|b| *b == 0)
+                .filter(|a| !a.is_empty())
                 .map(|a| String::from_utf8_lossy(a).into_owned())
                 .collect();
-            args.first().is_some_and(|a| a.ends_with("/walmgr"))
-                && args.iter().any(|a| a == config.as_ref())
-                && args.iter().any(|a| a == command)
+            matches(&args)
         })
         .collect()
 }
@@ -887,7 +905,7 @@ fn kill_9_of_a_restore_at_random_moments_then_the_next_restore_succeeds() {
                 .args([path(&slave), "restore"])
                 .as_postgres()
                 .ok();
-        } else if standby.pid().is_none() {
+        } else if standby.pid().is_none() && !a_postmaster_runs_in(&standby.data) {
             // Killed between its last step and the start it runs.
             standby.start();
         }

@@ -248,6 +248,11 @@ fn boot_of_a_paused_standby_far_behind_replays_every_archived_row() {
     assert_eq!(count(&standby, "far"), 251_000, "every archived row");
     assert!(said.contains("opened for writes at"), "{said}");
     assert!(said.contains("on timeline 2"), "{said}");
+    // Its replay's progress, as log lines without a terminal: never back, up to the end.
+    let replayed = progress_lines_of(&said, "boot: replayed ");
+    assert!(!replayed.is_empty(), "no progress lines:\n{said}");
+    assert!(replayed.windows(2).all(|w| w[0] <= w[1]), "{replayed:?}");
+    assert_eq!(replayed.last(), Some(&100), "{said}");
     standby.execute("INSERT INTO far VALUES (0, 'written after boot')");
 }
 
@@ -698,4 +703,130 @@ fn a_backup_taken_on_the_standby_restores_to_a_working_server() {
         WAIT,
         || copy.try_connect().is_ok() && count(&copy, "b") == 700,
     );
+}
+
+/// The percentages of the progress lines `what` printed, in order; and that nothing of a
+/// terminal's bar is among them (no carriage return, no escape sequence).
+fn progress_lines(stderr: &str, what: &str) -> Vec<u64> {
+    progress_lines_of(stderr, &format!("{what}: copied "))
+}
+
+/// The percentages after `start` in the lines of `stderr` (see [`progress_lines`]).
+fn progress_lines_of(stderr: &str, start: &str) -> Vec<u64> {
+    assert!(
+        !stderr.contains('\r') && !stderr.contains('\x1b'),
+        "a progress bar without a terminal:\n{stderr:?}"
+    );
+    stderr
+        .lines()
+        .filter_map(|l| l.split_once(start))
+        .map(|(_, rest)| {
+            let pct = rest.split('%').next().unwrap();
+            pct.parse()
+                .unwrap_or_else(|_| panic!("not a percentage in {rest:?}"))
+        })
+        .collect()
+}
+
+/// Without a terminal (cron, a pipe, PostgreSQL's log) long copies report as log lines: a
+/// line per tenth, in order, up to 100%; `-q` keeps them out.
+#[test]
+fn backup_and_restore_report_progress_as_log_lines_without_a_terminal() {
+    let (s, standby, slave) = quick_start("progress", "");
+    s.master.pgbench(&["-i", "-s", "5", "-q"]);
+    let out = s
+        .walmgr()
+        .args([path(&s.master_config), "backup"])
+        .as_postgres()
+        .ok_output();
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    let backup = progress_lines(&said, "backup");
+    assert!(backup.len() >= 3, "too few progress lines:\n{said}");
+    assert!(
+        backup.windows(2).all(|w| w[0] <= w[1]),
+        "{backup:?}\n{said}"
+    );
+    assert_eq!(backup.last(), Some(&100), "{said}");
+
+    let out = s
+        .walmgr()
+        .args(["-q", path(&s.master_config), "backup"])
+        .as_postgres()
+        .ok_output();
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(progress_lines(&said, "backup").is_empty(), "-q:\n{said}");
+
+    // A named set is copied, not moved: that copy reports too.
+    s.switch_and_wait();
+    let out = s
+        .walmgr()
+        .args([path(&slave), "restore", "data.master"])
+        .as_postgres()
+        .ok_output();
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    let restore = progress_lines(&said, "restore");
+    assert!(restore.len() >= 3, "too few progress lines:\n{said}");
+    assert_eq!(restore.last(), Some(&100), "{said}");
+    standby.wait_until("the restored standby runs", WAIT, || {
+        standby.try_connect().is_ok()
+    });
+}
+
+/// On a terminal the same backup shows a bar and no progress lines.
+#[test]
+fn backup_on_a_terminal_shows_a_bar_and_no_progress_lines() {
+    let (s, _standby, _slave) = quick_start("progress-tty", "");
+    s.master.pgbench(&["-i", "-s", "5", "-q"]);
+    // script(1) runs the command on a pseudo-terminal and passes on what it shows.
+    let command = format!(
+        "{} {} backup",
+        s.walmgr_bin().display(),
+        path(&s.master_config)
+    );
+    let shown = s
+        .command("script")
+        .args(["-qec", &command, "/dev/null"])
+        .as_postgres()
+        .ok();
+    assert!(shown.contains("backup from the master done"), "{shown:?}");
+    assert!(shown.contains("backup ["), "no bar:\n{shown:?}");
+    assert!(
+        !shown.contains("backup: copied"),
+        "lines as well:\n{shown:?}"
+    );
+}
+
+/// createslave reports pg_basebackup's progress the same way: log lines without a terminal,
+/// in order, up to 100%, and none of pg_basebackup's own progress output.
+#[test]
+fn createslave_reports_pg_basebackups_progress_as_log_lines() {
+    let (s, standby, _) = quick_start("progress-createslave", "");
+    s.master.pgbench(&["-i", "-s", "5", "-q"]);
+    let config = s.dir.write(
+        "createslave.toml",
+        format!(
+            "[walmgr]\nslave_data = \"{}\"\nslave_bin = \"{}\"\nslave_start_cmd = \"{}\"\n\
+             walmgr_data = \"{}\"\nprimary_conninfo = \"{} application_name=s1\"\n",
+            standby.data.display(),
+            standby.pg.bindir.display(),
+            standby.start_command(),
+            s.dir.join("walshipping").display(),
+            s.master.conninfo(),
+        ),
+    );
+    let out = s
+        .walmgr()
+        .args([path(&config), "createslave"])
+        .as_postgres()
+        .ok_output();
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    let seen = progress_lines(&said, "createslave");
+    assert!(!seen.is_empty(), "no progress lines:\n{said}");
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}\n{said}");
+    assert_eq!(seen.last(), Some(&100), "{said}");
+    assert!(
+        !said.contains(" kB ("),
+        "pg_basebackup's own lines:\n{said}"
+    );
+    s.master.wait_until_streaming("s1", WAIT);
 }

@@ -10,28 +10,39 @@ use walmgr_core::Error;
 
 use super::Context;
 use crate::error::Result;
+use crate::progress::Display;
 
 pub fn restore(
     ctx: &mut Context,
     set: Option<&str>,
     dst: Option<&Path>,
     target: Option<Target>,
+    quiet: bool,
 ) -> Result<()> {
     // restore_command runs this very binary.
     let walmgr = std::env::current_exe().map_err(|e| Error::io("find", "walmgr binary", e))?;
     let request = Request { set, dst, target };
-    restore::restore(&ctx.config, &walmgr, &request, &mut ctx.changes)?;
+    let mut display = Display::new("restore", "copied", quiet, ctx.changes.is_dry_run());
+    let done = restore::restore(&ctx.config, &walmgr, &request, &mut ctx.changes, &mut |p| {
+        display.update(p)
+    });
+    display.finish();
+    done?;
     Ok(())
 }
 
-pub fn createslave(ctx: &mut Context, conninfo: Option<&str>) -> Result<()> {
+pub fn createslave(ctx: &mut Context, conninfo: Option<&str>, quiet: bool) -> Result<()> {
     let walmgr = std::env::current_exe().map_err(|e| Error::io("find", "walmgr binary", e))?;
-    walmgr_core::standby::createslave::createslave(
+    let mut display = Display::new("createslave", "copied", quiet, ctx.changes.is_dry_run());
+    let done = walmgr_core::standby::createslave::createslave(
         &ctx.config,
         conninfo,
         &walmgr,
         &mut ctx.changes,
-    )?;
+        &mut |p| display.update(p),
+    );
+    display.finish();
+    done?;
     Ok(())
 }
 
@@ -45,9 +56,18 @@ pub fn resume(ctx: &mut Context) -> Result<()> {
     Ok(replay::resume(&ctx.config, &mut server, &mut ctx.changes)?)
 }
 
-pub fn boot(ctx: &mut Context) -> Result<()> {
+pub fn boot(ctx: &mut Context, quiet: bool) -> Result<()> {
     let mut server = ctx.standby("boot")?;
-    boot::boot(&ctx.config, &mut server, Watch::default(), &mut ctx.changes)?;
+    let mut display = Display::new("boot", "replayed", quiet, ctx.changes.is_dry_run());
+    let done = boot::boot(
+        &ctx.config,
+        &mut server,
+        Watch::default(),
+        &mut ctx.changes,
+        &mut |p| display.update(p),
+    );
+    display.finish();
+    done?;
     Ok(())
 }
 

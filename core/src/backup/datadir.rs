@@ -41,6 +41,10 @@ pub struct CopyOptions {
     pub keep_symlinks: bool,
 }
 
+/// How many bytes a copy goes between two calls of its `report`: the display decides what
+/// it shows and how often, so calls are frequent enough for a smooth bar and cheap.
+const REPORT_EVERY: u64 = 8 << 20;
+
 /// What a copy did, for the log and the progress display.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Progress {
@@ -231,7 +235,7 @@ impl Walker<'_> {
         };
         self.progress.bytes_done += bytes;
         self.progress.files += 1;
-        if self.progress.bytes_done - self.last_reported >= 64 << 20 {
+        if self.progress.bytes_done - self.last_reported >= REPORT_EVERY {
             self.last_reported = self.progress.bytes_done;
             (self.report)(self.progress);
         }
@@ -450,33 +454,71 @@ pub fn sync_filesystem(path: &Path) -> Result<()> {
 }
 
 /// Copies a whole tree (a backup set to a restore destination), keeping modes, owners and
-/// symlinks.
-pub fn copy_tree(src: &Path, dst: &Path) -> Result<u64> {
-    let mut sink = DirSink::new(dst);
-    let bytes = plain_tree(src, Path::new(""), &mut sink)?;
+/// symlinks. `report` is called now and then with the progress.
+pub fn copy_tree(src: &Path, dst: &Path, report: &mut dyn FnMut(&Progress)) -> Result<u64> {
+    let mut copy = TreeCopy {
+        sink: DirSink::new(dst),
+        progress: Progress {
+            bytes_total: tree_bytes(src),
+            ..Progress::default()
+        },
+        last_reported: 0,
+        report,
+    };
+    copy.tree(src, Path::new(""))?;
+    (copy.report)(&copy.progress);
     sync_filesystem(dst)?;
-    Ok(bytes)
+    Ok(copy.progress.bytes_done)
 }
 
-fn plain_tree(src: &Path, rel: &Path, sink: &mut DirSink) -> Result<u64> {
-    let meta = fs::metadata(src).map_err(|e| Error::io("read", src, e))?;
-    sink.dir(rel, meta.permissions().mode() & 0o7777, Owner::of(&meta))?;
-    let mut bytes = 0;
-    for entry in fs::read_dir(src).map_err(|e| Error::io("list", src, e))? {
-        let entry = entry.map_err(|e| Error::io("list", src, e))?;
-        let from = entry.path();
-        let rel_child = rel.join(entry.file_name());
-        let lmeta = fs::symlink_metadata(&from).map_err(|e| Error::io("stat", &from, e))?;
-        if lmeta.file_type().is_symlink() {
-            let target = fs::read_link(&from).map_err(|e| Error::io("read link", &from, e))?;
-            sink.symlink(&rel_child, &target, Owner::of(&lmeta))?;
-        } else if lmeta.is_dir() {
-            bytes += plain_tree(&from, &rel_child, sink)?;
-        } else {
-            bytes += sink.file(&rel_child, &from, &lmeta)?.unwrap_or(0);
+/// Bytes of the regular files under `dir` (the total for the progress display).
+fn tree_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .map(|e| match e.path().symlink_metadata() {
+            Ok(m) if m.is_dir() => tree_bytes(&e.path()),
+            Ok(m) if m.is_file() => m.len(),
+            _ => 0,
+        })
+        .sum()
+}
+
+struct TreeCopy<'a> {
+    sink: DirSink,
+    progress: Progress,
+    last_reported: u64,
+    report: &'a mut dyn FnMut(&Progress),
+}
+
+impl TreeCopy<'_> {
+    fn tree(&mut self, src: &Path, rel: &Path) -> Result<()> {
+        let meta = fs::metadata(src).map_err(|e| Error::io("read", src, e))?;
+        self.sink
+            .dir(rel, meta.permissions().mode() & 0o7777, Owner::of(&meta))?;
+        for entry in fs::read_dir(src).map_err(|e| Error::io("list", src, e))? {
+            let entry = entry.map_err(|e| Error::io("list", src, e))?;
+            let from = entry.path();
+            let rel_child = rel.join(entry.file_name());
+            let lmeta = fs::symlink_metadata(&from).map_err(|e| Error::io("stat", &from, e))?;
+            if lmeta.file_type().is_symlink() {
+                let target = fs::read_link(&from).map_err(|e| Error::io("read link", &from, e))?;
+                self.sink.symlink(&rel_child, &target, Owner::of(&lmeta))?;
+            } else if lmeta.is_dir() {
+                self.tree(&from, &rel_child)?;
+            } else {
+                self.progress.bytes_done += self.sink.file(&rel_child, &from, &lmeta)?.unwrap_or(0);
+                self.progress.files += 1;
+                if self.progress.bytes_done - self.last_reported >= REPORT_EVERY {
+                    self.last_reported = self.progress.bytes_done;
+                    (self.report)(&self.progress);
+                }
+            }
         }
+        Ok(())
     }
-    Ok(bytes)
 }
 
 #[cfg(test)]

@@ -22,8 +22,10 @@ use keys::Kind;
 
 // Config and its fields are generated from the key table in keys.rs, one line per key.
 pub use keys::Config;
+// The key table itself: each key's name, kind of value and meaning (`--ini`, the man page).
+pub use keys::{keys, Key};
 
-pub use sample::{MANUAL_MASTER_INI, MANUAL_SLAVE_INI};
+pub use sample::{SampleHost, MANUAL_MASTER_INI, MANUAL_SLAVE_INI};
 
 /// What tells a changed config file from the one loaded: an edit (mtime, length), a
 /// replacement (device, inode), a chmod that makes it unreadable (ctime).
@@ -114,6 +116,50 @@ enum Typed {
     Count(u32),
 }
 
+/// The file a config path names. walmgr3's manual writes `walmgr3
+/// /var/lib/postgresql/conf/wal-master.ini setup` right after `--init-master`, which writes
+/// `wal-master.toml` (the native format): so a path ending in `.ini` that does not exist
+/// stands for the `.toml` beside it, when that exists. A `.ini` file that exists is always
+/// the one read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    pub path: PathBuf,
+    /// The `.ini` path given, when `path` is the `.toml` read in its place.
+    pub instead_of: Option<PathBuf>,
+}
+
+impl Located {
+    pub fn find(given: &Path) -> Located {
+        let is_ini = given
+            .extension()
+            .is_some_and(|ext| ext.eq_ignore_ascii_case("ini"));
+        let toml = given.with_extension("toml");
+        // symlink_metadata: a dangling link is a file that exists (and fails to read with
+        // its own error), not a missing one to look past.
+        if is_ini && given.symlink_metadata().is_err() && toml.is_file() {
+            return Located {
+                path: toml,
+                instead_of: Some(given.to_path_buf()),
+            };
+        }
+        Located {
+            path: given.to_path_buf(),
+            instead_of: None,
+        }
+    }
+
+    /// What to tell the DBA when another file is read than the one named.
+    pub fn note(&self) -> Option<String> {
+        let ini = self.instead_of.as_ref()?;
+        Some(format!(
+            "{} does not exist: reading {} beside it (the native config --init-master and \
+             --init-slave write; name it in commands to skip this note)",
+            ini.display(),
+            self.path.display()
+        ))
+    }
+}
+
 impl Config {
     /// Reads and parses the config file at `path`; the extension picks the format.
     pub fn load(path: &Path, overrides: &[(String, String)]) -> Result<Config> {
@@ -153,7 +199,10 @@ impl Config {
         let mut resolver = interpolate::Resolver::new(&entries, format, source);
         let mut typed: BTreeMap<&'static str, Typed> = BTreeMap::new();
         let mut origins = BTreeMap::new();
-        for &(key, kind) in keys::KEYS {
+        for &keys::Key {
+            name: key, kind, ..
+        } in keys::KEYS
+        {
             let Some(entry) = entries.get(key) else {
                 continue;
             };
@@ -403,12 +452,12 @@ pub fn parse_overrides(args: &[String]) -> Result<Vec<(String, String)>> {
     Ok(pairs)
 }
 
-/// The commented sample master config in the native format (`walmgr --ini`).
-pub fn sample_master_toml() -> &'static str {
-    sample::SAMPLE_MASTER_TOML
+/// The commented sample master config in the native format (`walmgr --ini`), for `host`.
+pub fn sample_master_toml(host: &SampleHost) -> String {
+    sample::master_toml(host)
 }
 
-/// The commented sample slave config in the native format (`walmgr --ini`).
-pub fn sample_slave_toml() -> &'static str {
-    sample::SAMPLE_SLAVE_TOML
+/// The commented sample slave config in the native format (`walmgr --ini`), for `host`.
+pub fn sample_slave_toml(host: &SampleHost) -> String {
+    sample::slave_toml(host)
 }

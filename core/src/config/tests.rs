@@ -144,23 +144,49 @@ fn manual_slave_sample_parses_verbatim() {
     assert_eq!(c.slave, None);
 }
 
+/// `walmgr --ini` prints the manual's samples brought to a host of today: the same keys
+/// with the same meaning, except the paths and commands of the host and the walmgr3 keys
+/// that do nothing here, which it lists in comments instead of setting.
 #[test]
-fn toml_samples_equal_the_manual_samples() {
+fn toml_samples_say_what_the_manual_samples_say_but_the_host() {
+    let host = SampleHost::debian("15", "main");
+    let host_keys = [
+        "master_db",
+        "master_data",
+        "master_config",
+        "slave_data",
+        "slave_bin",
+        "slave_stop_cmd",
+        "slave_start_cmd",
+        "slave_config_dir",
+        "slave_config",
+    ];
     let pairs = [
-        (MANUAL_MASTER_INI, sample_master_toml()),
-        (MANUAL_SLAVE_INI, sample_slave_toml()),
+        (MANUAL_MASTER_INI, sample_master_toml(&host)),
+        (MANUAL_SLAVE_INI, sample_slave_toml(&host)),
     ];
     for (ini_text, toml_text) in pairs {
         let from_ini = Config::parse(ini_text, Path::new("a.ini"), Format::Ini, &[]).unwrap();
-        let from_toml = Config::parse(toml_text, Path::new("a.toml"), Format::Toml, &[]).unwrap();
-        assert_eq!(values_only(&from_ini), values_only(&from_toml));
+        let from_toml = Config::parse(&toml_text, Path::new("a.toml"), Format::Toml, &[]).unwrap();
+        assert_eq!(from_ini.role, from_toml.role);
+        for key in keys() {
+            let (a, b) = (from_ini.origin(key.name), from_toml.origin(key.name));
+            let set_in_ini = matches!(a, Origin::Line(..));
+            let set_in_toml = matches!(b, Origin::Line(..));
+            if key.does_nothing.is_some() {
+                assert!(!set_in_toml, "{} is set in the sample", key.name);
+            } else if !host_keys.contains(&key.name) {
+                assert_eq!(set_in_ini, set_in_toml, "{}", key.name);
+            }
+        }
     }
 }
 
 #[test]
 fn samples_have_expected_roles() {
-    assert_eq!(toml(sample_master_toml()).unwrap().role, Role::Master);
-    assert_eq!(toml(sample_slave_toml()).unwrap().role, Role::Slave);
+    let host = SampleHost::debian("17", "main");
+    assert_eq!(toml(&sample_master_toml(&host)).unwrap().role, Role::Master);
+    assert_eq!(toml(&sample_slave_toml(&host)).unwrap().role, Role::Slave);
 }
 
 #[test]
@@ -429,7 +455,7 @@ fn overrides_apply_before_interpolation() {
 
     let over = set(&[("walmgr_data", "/elsewhere")]);
     let c = Config::parse(
-        sample_slave_toml(),
+        &sample_slave_toml(&SampleHost::debian("15", "main")),
         Path::new("s.toml"),
         Format::Toml,
         &over,
@@ -443,7 +469,7 @@ fn overrides_apply_before_interpolation() {
     assert_eq!(c.role, Role::Slave);
     let over = set(&[("master_data", "/pg")]);
     let c = Config::parse(
-        sample_slave_toml(),
+        &sample_slave_toml(&SampleHost::debian("15", "main")),
         Path::new("s.toml"),
         Format::Toml,
         &over,
@@ -770,7 +796,10 @@ fn every_key_in_the_table_reaches_config() {
         }
         text
     };
-    for &(key, kind) in keys::KEYS {
+    for &keys::Key {
+        name: key, kind, ..
+    } in keys::KEYS
+    {
         let (one, other) = match kind {
             Kind::Text | Kind::Conninfo => ("\"one\"", "\"other\""),
             Kind::Path => ("\"/one\"", "\"/other\""),
@@ -788,4 +817,33 @@ fn every_key_in_the_table_reaches_config() {
             "{key} = {one} and {key} = {other} load the same config: {key} is not loaded"
         );
     }
+}
+
+#[test]
+fn a_missing_ini_path_stands_for_the_toml_that_init_wrote_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let ini = dir.path().join("wal-master.ini");
+    let toml = dir.path().join("wal-master.toml");
+
+    // Neither exists: the path given is read, and its error names it.
+    assert_eq!(Located::find(&ini).path, ini);
+
+    std::fs::write(&toml, "[walmgr]\nslave_data = \"/s\"\n").unwrap();
+    let found = Located::find(&ini);
+    assert_eq!(found.path, toml);
+    let note = found.note().unwrap();
+    assert!(note.contains("wal-master.ini does not exist") && note.contains("wal-master.toml"));
+
+    // A walmgr3 .ini that exists is the one read, whatever lies beside it.
+    std::fs::write(&ini, "[walmgr]\nslave_data = /s\n").unwrap();
+    assert_eq!(
+        Located::find(&ini),
+        Located {
+            path: ini.clone(),
+            instead_of: None
+        }
+    );
+    // Only .ini paths fall back: a missing .conf is an error about the .conf.
+    let conf = dir.path().join("wal-master.conf");
+    assert_eq!(Located::find(&conf).path, conf);
 }

@@ -41,12 +41,10 @@ pub fn master_toml(m: &MasterInit) -> String {
          [walmgr]\n\
          job_name = \"wal-master\"\n\
          logfile = {logfile}\n\
-         use_skylog = false\n\
          \n\
          master_db = {master_db}\n\
          master_data = {data}\n\
          master_config = {conf}\n\
-         master_bin = {bin}\n\
          # Let `walmgr setup` and `stop` restart the server when archive settings need it:\n\
          # master_restart_cmd = {restart}\n\
          \n\
@@ -63,7 +61,6 @@ pub fn master_toml(m: &MasterInit) -> String {
         master_db = qs(&master_db),
         data = q(&c.data),
         conf = q(&c.conf),
-        bin = q(&c.bin),
         restart = qs(&restart),
         slave = qs(m.slave),
         slave_config = q(&m.slave_config),
@@ -92,7 +89,6 @@ pub fn slave_toml(s: &SlaveInit) -> String {
          [walmgr]\n\
          job_name = \"wal-slave\"\n\
          logfile = {logfile}\n\
-         use_skylog = false\n\
          \n\
          slave_data = {data}\n\
          slave_bin = {bin}\n\
@@ -224,6 +220,15 @@ mod tests {
             s.completed_wals,
             PathBuf::from("/home/pg/walshipping/logs.complete")
         );
+        // What --init writes is live: no walmgr3 key that does nothing here.
+        for key in crate::config::keys()
+            .iter()
+            .filter(|k| k.does_nothing.is_some())
+        {
+            for text in [&master, &slave] {
+                assert!(!text.contains(&format!("{} =", key.name)), "{text}");
+            }
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@
 pub mod archiving;
 pub mod authorized_keys;
 pub mod cluster_location;
+pub mod host_layout;
 pub mod init_config;
 pub mod pgpass;
 pub mod quick_start;

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::archive::control::{Control, ControlFiles};
 use crate::archive::listing;
+use crate::backup::datadir::Progress;
 use crate::changes::Changes;
 use crate::config::{Config, Role};
 use crate::error::{Error, Result};
@@ -51,11 +52,14 @@ pub struct Opened {
 
 /// Boots the standby. Returns where it opened (None in a dry run). An opening short of the
 /// archive's end is an error after the fact: the server is open, and the DBA must know.
+/// `report` is called while the standby replays before it opens: bytes replayed since boot
+/// began watching, of those up to the archive's end.
 pub fn boot(
     config: &Config,
     server: &mut dyn Standby,
     watch: Watch,
     changes: &mut Changes,
+    report: &mut dyn FnMut(&Progress),
 ) -> Result<Option<Opened>> {
     config.require_role(Role::Slave, "boot")?;
     let data = config.required(&config.slave_data, "slave_data", "boot")?;
@@ -97,7 +101,7 @@ pub fn boot(
         return Ok(None);
     }
 
-    let opened = watch_promotion(config, data, server, watch)?;
+    let opened = watch_promotion(config, data, server, watch, report)?;
     // A booted server restarts from nothing in the archive: its restartpoint no longer
     // holds WAL back from purging. Kept until now, as replay needed it until the end.
     controls.clear(Control::Restartpoint, changes)?;
@@ -157,15 +161,20 @@ fn wait_for_a_fetch_since_stop(
     Ok(())
 }
 
-/// Waits until the server has left recovery, reporting replay progress now and then. A
-/// server that stops running ends the wait with an error; nothing else does.
+/// Waits until the server has left recovery, reporting replay progress. A server that
+/// stops running ends the wait with an error; nothing else does.
 fn watch_promotion(
     config: &Config,
     data: &Path,
     server: &mut dyn Standby,
     watch: Watch,
+    report: &mut dyn FnMut(&Progress),
 ) -> Result<Opened> {
-    let mut last_report = Instant::now();
+    // Where the archive ends, looked up every report_every rather than every poll: listing
+    // a large archive five times a second would cost more than the display is worth.
+    let mut archive_end = listing::reach(&config.completed_wals).map(|r| r.end);
+    let mut last_look = Instant::now();
+    let mut first_replayed: Option<Lsn> = None;
     loop {
         if !server.is_running() {
             return Err(Error::refused(format!(
@@ -179,22 +188,42 @@ fn watch_promotion(
             None
         });
         if let Some(s) = state.as_ref().filter(|s| !s.in_recovery) {
+            // Open: replay is over, whatever the last look saw of it.
+            if let Some(from) = first_replayed {
+                let end = archive_end.map_or(from.0, |e| e.0).saturating_sub(from.0);
+                report(&Progress {
+                    bytes_done: end,
+                    bytes_total: end,
+                    files: 0,
+                });
+            }
             let timeline = s.timeline.unwrap_or(0);
             return Ok(Opened {
                 timeline,
                 at: timeline_start(data, timeline),
             });
         }
-        if last_report.elapsed() >= watch.report_every {
-            let replayed = state.and_then(|s| s.replay_lsn);
-            let reach = listing::reach(&config.completed_wals)
-                .map(|r| format!(", the archive reaches {}", r.end))
-                .unwrap_or_default();
-            tracing::info!(
-                "replaying what the archive holds before opening: at {}{reach}",
-                replayed.map_or("(not yet consistent)".to_string(), |l| l.to_string())
+        let replayed = state.and_then(|s| s.replay_lsn);
+        if last_look.elapsed() >= watch.report_every {
+            archive_end = listing::reach(&config.completed_wals).map(|r| r.end);
+            last_look = Instant::now();
+            // The display shows the progress; this is for -v and the logfile.
+            tracing::debug!(
+                "replaying what the archive holds before opening: at {}{}",
+                replayed.map_or("(not yet consistent)".to_string(), |l| l.to_string()),
+                archive_end
+                    .map(|end| format!(", the archive reaches {end}"))
+                    .unwrap_or_default()
             );
-            last_report = Instant::now();
+        }
+        if let Some(now) = replayed {
+            let from = *first_replayed.get_or_insert(now);
+            let end = archive_end.map_or(now.0, |e| e.0.max(now.0));
+            report(&Progress {
+                bytes_done: now.0.saturating_sub(from.0),
+                bytes_total: end.saturating_sub(from.0),
+                files: 0,
+            });
         }
         sleep(watch.poll);
     }
@@ -364,9 +393,25 @@ mod tests {
     #[test]
     fn a_standby_far_behind_is_waited_for_until_it_has_replayed_the_whole_archive() {
         let mut s = scene(200);
-        let opened = boot(&s.config, &mut s.standby, fast(), &mut Changes::new(false))
-            .unwrap()
-            .unwrap();
+        let mut seen: Vec<Progress> = Vec::new();
+        let opened = boot(
+            &s.config,
+            &mut s.standby,
+            fast(),
+            &mut Changes::new(false),
+            &mut |p| seen.push(*p),
+        )
+        .unwrap()
+        .unwrap();
+        // Its progress: replayed bytes, never going back, up to (about) the archive's end.
+        assert!(seen.len() > 100, "{} reports", seen.len());
+        assert!(seen.windows(2).all(|w| w[0].bytes_done <= w[1].bytes_done));
+        let last = seen.last().unwrap();
+        assert!(
+            last.bytes_done + u64::from(MB) >= last.bytes_total
+                && last.bytes_total > 190 * u64::from(MB),
+            "{last:?}"
+        );
         assert_eq!(opened.timeline, 2);
         assert_eq!(opened.at, Some(Lsn(200 * u64::from(MB) + 5000)));
         assert!(
@@ -387,7 +432,7 @@ mod tests {
             _ => unreachable!(),
         };
         controls(&s).record_restartpoint(seg, &mut changes).unwrap();
-        boot(&s.config, &mut s.standby, fast(), &mut changes).unwrap();
+        boot(&s.config, &mut s.standby, fast(), &mut changes, &mut |_| {}).unwrap();
         assert!(!s.standby.paused);
         assert!(!controls(&s).is_set(Control::Pause));
         assert!(!controls(&s).is_set(Control::Restartpoint));
@@ -396,7 +441,14 @@ mod tests {
     #[test]
     fn promotion_waits_until_recovery_has_asked_for_wal_since_stop() {
         let mut s = scene(5);
-        boot(&s.config, &mut s.standby, fast(), &mut Changes::new(false)).unwrap();
+        boot(
+            &s.config,
+            &mut s.standby,
+            fast(),
+            &mut Changes::new(false),
+            &mut |_| {},
+        )
+        .unwrap();
         assert_eq!(
             s.standby.stop_seen_at_promotion,
             Some(true),
@@ -408,7 +460,14 @@ mod tests {
     fn a_standby_that_never_asks_for_wal_is_promoted_after_a_while_all_the_same() {
         let mut s = scene(5);
         s.standby.never_fetches = true;
-        let opened = boot(&s.config, &mut s.standby, fast(), &mut Changes::new(false)).unwrap();
+        let opened = boot(
+            &s.config,
+            &mut s.standby,
+            fast(),
+            &mut Changes::new(false),
+            &mut |_| {},
+        )
+        .unwrap();
         assert!(opened.is_some());
         assert_eq!(s.standby.stop_seen_at_promotion, Some(false));
     }
@@ -417,7 +476,14 @@ mod tests {
     fn a_standby_not_yet_accepting_connections_is_waited_for() {
         let mut s = scene(5);
         s.standby.unreachable_looks = 50;
-        let opened = boot(&s.config, &mut s.standby, fast(), &mut Changes::new(false)).unwrap();
+        let opened = boot(
+            &s.config,
+            &mut s.standby,
+            fast(),
+            &mut Changes::new(false),
+            &mut |_| {},
+        )
+        .unwrap();
         assert!(opened.is_some());
     }
 
@@ -426,9 +492,15 @@ mod tests {
         let mut s = scene(20);
         // Replay ends in segment 11, as if segment 12 were unreadable.
         s.standby.end = 11 * u64::from(MB) + 100;
-        let err = boot(&s.config, &mut s.standby, fast(), &mut Changes::new(false))
-            .unwrap_err()
-            .to_string();
+        let err = boot(
+            &s.config,
+            &mut s.standby,
+            fast(),
+            &mut Changes::new(false),
+            &mut |_| {},
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             err.contains("the archive holds 000000010000000000000014"),
             "{err}"
@@ -439,9 +511,15 @@ mod tests {
     fn a_server_that_dies_while_booting_ends_the_wait_with_an_error() {
         let mut s = scene(5);
         s.standby.dies = true;
-        let err = boot(&s.config, &mut s.standby, fast(), &mut Changes::new(false))
-            .unwrap_err()
-            .to_string();
+        let err = boot(
+            &s.config,
+            &mut s.standby,
+            fast(),
+            &mut Changes::new(false),
+            &mut |_| {},
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("stopped while it was being booted"), "{err}");
     }
 
@@ -450,9 +528,15 @@ mod tests {
         let mut s = scene(5);
         s.standby.promoted = true;
         s.standby.replayed = s.standby.end;
-        let err = boot(&s.config, &mut s.standby, fast(), &mut Changes::new(false))
-            .unwrap_err()
-            .to_string();
+        let err = boot(
+            &s.config,
+            &mut s.standby,
+            fast(),
+            &mut Changes::new(false),
+            &mut |_| {},
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("already booted"), "{err}");
         assert!(!controls(&s).is_set(Control::Stop));
     }
@@ -462,7 +546,7 @@ mod tests {
         let mut s = scene(5);
         let mut changes = Changes::new(true);
         assert_eq!(
-            boot(&s.config, &mut s.standby, fast(), &mut changes).unwrap(),
+            boot(&s.config, &mut s.standby, fast(), &mut changes, &mut |_| {}).unwrap(),
             None
         );
         assert!(!s.standby.promoted);

@@ -7,10 +7,12 @@
 //! The password is not walmgr's business here: libpq finds it in ~/.pgpass (see
 //! `--add-password`), never on a command line.
 
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use crate::archive::control::{Control, ControlFiles};
+use crate::backup::datadir::Progress;
 use crate::backup::label::BackupLabel;
 use crate::changes::Changes;
 use crate::cluster;
@@ -23,12 +25,14 @@ use crate::standby::restore::set_aside;
 use crate::standby::tablespaces;
 
 /// Makes slave_data a streaming standby of the master `primary_conninfo` names (or
-/// `conninfo`, from --primary-conninfo). `walmgr` goes into restore_command.
+/// `conninfo`, from --primary-conninfo). `walmgr` goes into restore_command. `report` is
+/// called with pg_basebackup's progress as it copies.
 pub fn createslave(
     config: &Config,
     conninfo: Option<&str>,
     walmgr: &Path,
     changes: &mut Changes,
+    report: &mut dyn FnMut(&Progress),
 ) -> Result<PathBuf> {
     config.require_role(Role::Slave, "createslave")?;
     let data = config
@@ -75,6 +79,9 @@ pub fn createslave(
         "fast".into(),
         // Never a prompt: a password comes from ~/.pgpass.
         "--no-password".into(),
+        // Its progress, for walmgr's own display (pg_basebackup writes a line a second
+        // when stderr is not a terminal, and here it is a pipe).
+        "--progress".into(),
     ];
     for (old, new) in &mapping {
         args.push(format!(
@@ -101,7 +108,7 @@ pub fn createslave(
     };
     changes.apply(
         format!("run {} {shown}{passed}", pg_basebackup.display()),
-        || run_as_owner(&pg_basebackup, &args, password.as_deref(), &data),
+        || run_as_owner(&pg_basebackup, &args, password.as_deref(), &data, report),
     )?;
 
     let config_path = config
@@ -156,13 +163,15 @@ fn escape_mapping(path: &Path) -> String {
 }
 
 /// Runs `program args` as the owner of where the data directory goes (root runs it as
-/// that user: a data directory must belong to the server's user), failing with what it
-/// printed, the connection string's password hidden.
+/// that user: a data directory must belong to the server's user), passing its progress
+/// lines to `report`, failing with what else it printed, the connection string's password
+/// hidden.
 fn run_as_owner(
     program: &Path,
     args: &[String],
     password: Option<&str>,
     data: &Path,
+    report: &mut dyn FnMut(&Progress),
 ) -> Result<()> {
     let mut cmd = if users::is_root() {
         let owner = data
@@ -178,18 +187,77 @@ fn run_as_owner(
     if let Some(password) = password {
         cmd.env("PGPASSWORD", password);
     }
-    let out = cmd
+    let mut child = cmd
         .args(args)
         .current_dir("/")
-        .output()
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
         .map_err(|e| Error::io("run", program, e))?;
-    if out.status.success() {
+    let mut said = String::new();
+    if let Some(stderr) = child.stderr.take() {
+        // Lines end in \n here, but a terminal's \r is taken too: nothing depends on how
+        // pg_basebackup judged its stderr.
+        let mut line = Vec::new();
+        for byte in BufReader::new(stderr).bytes() {
+            let Ok(byte) = byte else { break };
+            if byte != b'\n' && byte != b'\r' {
+                line.push(byte);
+                continue;
+            }
+            let text = String::from_utf8_lossy(&line).into_owned();
+            line.clear();
+            match basebackup_progress(&text) {
+                Some(p) => report(&p),
+                None if !text.trim().is_empty() => {
+                    said.push_str(text.trim());
+                    said.push('\n');
+                }
+                None => {}
+            }
+        }
+        said.push_str(String::from_utf8_lossy(&line).trim());
+    }
+    let status = child
+        .wait()
+        .map_err(|e| Error::io("wait for", program, e))?;
+    if status.success() {
         return Ok(());
     }
-    let said = String::from_utf8_lossy(&out.stderr);
     Err(Error::CommandFailed {
         what: "pg_basebackup".into(),
         command: format!("{} -D {} ...", program.display(), data.display()),
-        status: format!("{}: {}", out.status, said.trim()),
+        status: format!("{status}: {}", said.trim()),
     })
+}
+
+/// pg_basebackup's `--progress` line, "  12345/56789 kB (21%), 0/1 tablespace", as
+/// [`Progress`] (no file count: it does not say).
+fn basebackup_progress(line: &str) -> Option<Progress> {
+    let (sizes, _) = line.split_once(" kB (")?;
+    let (done, total) = sizes.trim().split_once('/')?;
+    Some(Progress {
+        bytes_done: done.trim().parse::<u64>().ok()? * 1024,
+        bytes_total: total.trim().parse::<u64>().ok()? * 1024,
+        files: 0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pg_basebackup_progress_lines_are_read_and_others_are_not() {
+        let p = basebackup_progress("   23161/1234567 kB (1%), 0/1 tablespace").unwrap();
+        assert_eq!(
+            (p.bytes_done, p.bytes_total),
+            (23161 * 1024, 1234567 * 1024)
+        );
+        let p = basebackup_progress("1234567/1234567 kB (100%), 1/1 tablespace (...pg_control)");
+        assert_eq!(p.map(|p| p.bytes_done), Some(1234567 * 1024));
+        assert!(basebackup_progress("pg_basebackup: error: connection failed").is_none());
+        assert!(basebackup_progress("").is_none());
+    }
 }

@@ -7,7 +7,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::archive::control::{Control, ControlFiles};
 use crate::archive::lock;
-use crate::backup::{catalog, datadir, label::BackupLabel};
+use crate::backup::datadir::{self, Progress};
+use crate::backup::{catalog, label::BackupLabel};
 use crate::changes::Changes;
 use crate::cluster;
 use crate::config::{Config, Role};
@@ -36,12 +37,14 @@ pub struct Request<'a> {
 }
 
 /// Restores into the data directory and starts the server there if slave_start_cmd is
-/// set. `walmgr` and the config's path go into restore_command. Returns the directory.
+/// set. `walmgr` and the config's path go into restore_command. `report` is called now and
+/// then while a set is copied (a move is one rename). Returns the directory.
 pub fn restore(
     config: &Config,
     walmgr: &Path,
     request: &Request,
     changes: &mut Changes,
+    report: &mut dyn FnMut(&Progress),
 ) -> Result<PathBuf> {
     config.require_role(Role::Slave, "restore")?;
     let data = match request.dst {
@@ -108,12 +111,12 @@ pub fn restore(
             })?;
             changes.apply(
                 format!("move {} to {}", set.display(), data.display()),
-                || move_tree(&set, &data),
+                || move_tree(&set, &data, report),
             )?;
         } else {
             changes.apply(
                 format!("copy {} to {}", set.display(), data.display()),
-                || datadir::copy_tree(&set, &data).map(|_| ()),
+                || datadir::copy_tree(&set, &data, report).map(|_| ()),
             )?;
         }
     }
@@ -235,10 +238,10 @@ fn timestamp() -> String {
 
 /// Renames `set` to `data`; across filesystems, copies, and drops the set only once the
 /// copy is whole.
-fn move_tree(set: &Path, data: &Path) -> Result<()> {
+fn move_tree(set: &Path, data: &Path, report: &mut dyn FnMut(&Progress)) -> Result<()> {
     match fs::rename(set, data) {
         Err(e) if e.raw_os_error() == Some(nix::errno::Errno::EXDEV as i32) => {
-            datadir::copy_tree(set, data)?;
+            datadir::copy_tree(set, data, report)?;
             fs::remove_dir_all(set).map_err(|e| Error::io("remove", set, e))
         }
         other => other.map_err(|e| Error::io("move", set, e)),
@@ -359,6 +362,7 @@ mod tests {
             Path::new("/usr/bin/walmgr"),
             &Request::default(),
             &mut Changes::new(false),
+            &mut |_| {},
         )
         .unwrap();
         assert_eq!(data, s.path("standby"));
@@ -391,6 +395,7 @@ mod tests {
             Path::new("/usr/bin/walmgr"),
             &Request::default(),
             &mut Changes::new(false),
+            &mut |_| {},
         )
         .unwrap();
         assert!(
@@ -417,6 +422,7 @@ mod tests {
             Path::new("/usr/bin/walmgr"),
             &Request::default(),
             &mut Changes::new(false),
+            &mut |_| {},
         )
         .unwrap_err();
         assert!(err.to_string().contains("not a backup set"), "{err}");
@@ -435,6 +441,7 @@ mod tests {
                 ..Request::default()
             },
             &mut Changes::new(false),
+            &mut |_| {},
         )
         .unwrap();
         assert!(
@@ -464,6 +471,7 @@ mod tests {
                 ..Request::default()
             },
             &mut Changes::new(false),
+            &mut |_| {},
         )
         .unwrap();
         assert!(data.join("recovery.signal").exists());
@@ -485,6 +493,7 @@ mod tests {
                 ..Request::default()
             },
             &mut Changes::new(false),
+            &mut |_| {},
         )
         .unwrap_err()
         .to_string();
@@ -507,6 +516,7 @@ mod tests {
             Path::new("/w"),
             &Request::default(),
             &mut Changes::new(false),
+            &mut |_| {},
         )
         .unwrap_err()
         .to_string();
@@ -523,6 +533,7 @@ mod tests {
             Path::new("/w"),
             &Request::default(),
             &mut changes,
+            &mut |_| {},
         )
         .unwrap();
         let plan = changes.described().join("\n");
@@ -542,6 +553,7 @@ mod tests {
             Path::new("/w"),
             &Request::default(),
             &mut changes,
+            &mut |_| {},
         )
         .unwrap();
         assert!(s.path("walshipping/data.master").exists());

@@ -235,7 +235,7 @@ fn move_dir(from: &Path, to: &Path) -> Result<()> {
         Ok(()) => Ok(()),
         Err(e) if e.raw_os_error() == Some(nix::errno::Errno::EXDEV as i32) => {
             if fs::symlink_metadata(from).is_ok_and(|m| m.is_dir()) {
-                datadir::copy_tree(from, to)?;
+                datadir::copy_tree(from, to, &mut |_| {})?;
                 fs::remove_dir_all(from).map_err(|e| Error::io("remove", from, e))
             } else {
                 fs::copy(from, to).map_err(|e| Error::io("copy", from, e))?;
