@@ -199,7 +199,7 @@ pub fn redacted(conninfo: &str) -> String {
         out.push_str(&rest[..=eq]);
         rest = &rest[eq + 1..];
         let value_len = value_len(rest);
-        if key == Some("password") {
+        if key.is_some_and(is_secret_keyword) {
             let leading = rest.len() - rest.trim_start().len();
             out.push_str(&rest[..leading]);
             out.push_str("***");
@@ -210,6 +210,12 @@ pub fn redacted(conninfo: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// Keywords whose values are secrets: the password, a client key's passphrase, an OAuth
+/// client secret.
+fn is_secret_keyword(key: &str) -> bool {
+    matches!(key, "password" | "sslpassword" | "oauth_client_secret")
 }
 
 /// The length of a keyword value at the start of `s`, as [`keywords`] reads it: a
@@ -275,7 +281,7 @@ fn redact_uri(uri: &str) -> String {
         let parts: Vec<String> = query
             .split('&')
             .map(|part| match part.split_once('=') {
-                Some((name, _)) if percent_decoded(name).as_deref() == Ok("password") => {
+                Some((name, _)) if percent_decoded(name).is_ok_and(|n| is_secret_keyword(&n)) => {
                     format!("{name}=***")
                 }
                 _ => part.to_string(),
@@ -368,6 +374,15 @@ mod tests {
                 "postgresql://m/password=x?password=***",
             ),
             ("host=m\u{a0}password=s3cret", "host=m\u{a0}password=***"),
+            // A client key's passphrase is a secret too.
+            (
+                "sslkey=/k sslpassword=s3cret sslmode=verify-full",
+                "sslkey=/k sslpassword=*** sslmode=verify-full",
+            ),
+            (
+                "postgresql://m/db?sslpassword=s3cret",
+                "postgresql://m/db?sslpassword=***",
+            ),
         ] {
             let out = redacted(given);
             assert_eq!(out, shown, "{given}");
