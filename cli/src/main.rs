@@ -6,6 +6,7 @@ mod db;
 mod error;
 mod logging;
 mod server;
+mod tls;
 
 use std::process::ExitCode;
 

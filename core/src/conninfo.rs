@@ -163,8 +163,6 @@ fn percent_decoded(s: &str) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| "the URI decodes to invalid UTF-8".to_string())
 }
 
-/// `conninfo` with any password replaced by `***`: `password=...` in keyword form (quoted
-/// or not) and `user:secret@` in URI form.
 /// The conninfo without its password, and the password: for a program that takes the
 /// conninfo as an argument (world-readable in /proc/PID/cmdline), the password goes in
 /// PGPASSWORD instead. A conninfo without a password comes back unchanged.
@@ -180,12 +178,19 @@ pub fn password_apart(conninfo: &str) -> Result<(String, Option<String>), String
     let rest = pairs
         .iter()
         .filter(|(k, _)| k != "password")
-        .map(|(k, v)| format!("{k}='{}'", v.replace('\\', "\\\\").replace('\'', "\\'")))
+        .map(|(k, v)| format!("{k}={}", quoted(v)))
         .collect::<Vec<_>>()
         .join(" ");
     Ok((rest, Some(password)))
 }
 
+/// `value` as a single-quoted conninfo value (`\` and `'` escaped), whatever it holds.
+pub fn quoted(value: &str) -> String {
+    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// `conninfo` with any password (or other secret) replaced by `***`: `password=...` in keyword form (quoted
+/// or not) and `user:secret@` in URI form.
 pub fn redacted(conninfo: &str) -> String {
     let trimmed = conninfo.trim_start();
     if trimmed.starts_with("postgres://") || trimmed.starts_with("postgresql://") {
