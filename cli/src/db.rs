@@ -97,17 +97,35 @@ fn connect_target(params: &Params, target: &Target) -> Result<Client, Error> {
         return attempt(params, target, Encryption::Plain);
     }
     match mode {
-        libpq::SslMode::Allow => attempt(params, target, Encryption::Plain).or_else(|plain| {
-            attempt(params, target, Encryption::Tls).map_err(|tls| both(plain, tls))
-        }),
+        libpq::SslMode::Allow => match attempt(params, target, Encryption::Plain) {
+            Err(plain) if encryption_may_matter(&plain) => {
+                attempt(params, target, Encryption::Tls).map_err(|tls| both(plain, tls))
+            }
+            other => other,
+        },
         // A server without TLS answers the request with "no" and the same connection goes
-        // on in plain text; only a failure after that tries plain text anew.
-        libpq::SslMode::Prefer => {
-            attempt(params, target, Encryption::TlsIfOffered).or_else(|tls| {
+        // on in plain text; only a failed handshake or a refusal that may be about
+        // encryption tries plain text anew.
+        libpq::SslMode::Prefer => match attempt(params, target, Encryption::TlsIfOffered) {
+            Err(tls) if encryption_may_matter(&tls) => {
                 attempt(params, target, Encryption::Plain).map_err(|plain| both(tls, plain))
-            })
-        }
+            }
+            other => other,
+        },
         _ => attempt(params, target, Encryption::Tls),
+    }
+}
+
+/// Would the other way (with TLS, or without) possibly succeed? After a failed handshake,
+/// or when the server refused the connection as pg_hba.conf decides (SQLSTATE 28000: a
+/// `hostssl` or `hostnossl` line may be why); not after a refused password or a server
+/// that is not there.
+fn encryption_may_matter(e: &Error) -> bool {
+    match e {
+        Error::Server {
+            message, sqlstate, ..
+        } => sqlstate.as_deref() == Some("28000") || message.contains("TLS handshake"),
+        _ => false,
     }
 }
 
@@ -219,23 +237,36 @@ fn attempt_error(
         message, sqlstate, ..
     } = &mut error
     {
-        let text = e.to_string();
-        if text.contains("certificate verify failed") {
-            let roots = match &params.tls.roots {
-                Some(libpq::RootCerts::File(f)) => format!("the CA in {}", f.display()),
-                Some(libpq::RootCerts::System) => "the system's trusted CAs".to_string(),
-                None => "no CA".to_string(),
-            };
-            let host = match &target.host {
-                Some(Host::Tcp(name)) if params.tls.verify_host => {
-                    format!(" and names the host \"{name}\"")
+        if message.contains("certificate verify failed") {
+            let mode = params.tls.mode.name();
+            let hint = match &target.host {
+                Some(Host::Tcp(name)) if message.contains("mismatch") => format!(
+                    "sslmode={mode}: the server's certificate does not name the host \"{name}\"; \
+                     connect by a name the certificate has, or give the server a certificate \
+                     for \"{name}\""
+                ),
+                _ => {
+                    let roots = match &params.tls.roots {
+                        Some(libpq::RootCerts::File(f)) => format!("the CA in {}", f.display()),
+                        Some(libpq::RootCerts::System) => "the system's trusted CAs".to_string(),
+                        None => "a trusted CA".to_string(),
+                    };
+                    format!(
+                        "sslmode={mode}: the server's certificate is not signed by {roots}; \
+                         check sslrootcert and the server's ssl_cert_file"
+                    )
                 }
-                _ => String::new(),
+            };
+            message.push_str(&format!(" ({hint})"));
+        }
+        if message.contains("password missing") {
+            let file = match &params.passfile {
+                Some(f) => format!("the password file {}", f.display()),
+                None => "a password file (passfile=FILE)".to_string(),
             };
             message.push_str(&format!(
-                " (sslmode={}: the server's certificate must be signed by {roots}{host}; \
-                 check sslrootcert and the server's ssl_cert_file)",
-                params.tls.mode.name()
+                " (the server asks for a password and none was given: put a line \
+                 host:port:database:user:password in {file} (mode 0600), or set PGPASSWORD)"
             ));
         }
         if sqlstate.as_deref() == Some("28P01") {
@@ -284,6 +315,22 @@ pub fn server_error(context: impl Into<String>, e: &postgres::Error) -> Error {
                 sqlstate: Some(db.code().code().to_string()),
             }
         }
-        None => Error::server(context, e.to_string()),
+        None => Error::server(context, with_causes(e)),
     }
+}
+
+/// The driver's error with the causes it wraps ("invalid configuration: password
+/// missing", "error performing TLS handshake: ... certificate verify failed"), each once.
+fn with_causes(e: &postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = cause.source();
+    }
+    text
 }

@@ -281,6 +281,8 @@ pub struct Params {
     pub tls: Tls,
     /// The service used and the file it came from.
     pub service: Option<(String, PathBuf)>,
+    /// The password file read for the targets without a password (for messages).
+    pub passfile: Option<PathBuf>,
 }
 
 /// Checks a connection string walmgr does not open itself (primary_conninfo, which the
@@ -406,7 +408,8 @@ impl Resolver<'_> {
             .unwrap_or(fallback_application_name)
             .to_owned();
         let tls = self.tls()?;
-        let targets = self.targets(&user, &dbname)?;
+        let passfile = self.passfile();
+        let targets = self.targets(&user, &dbname, passfile.as_deref())?;
         if tls.verify_host {
             if let Some(t) = targets.iter().find(|t| t.host.is_none()) {
                 return Err(self.err(
@@ -470,6 +473,7 @@ impl Resolver<'_> {
             random_order: self.get("load_balance_hosts") == Some("random"),
             tls,
             service,
+            passfile,
         })
     }
 
@@ -771,7 +775,14 @@ impl Resolver<'_> {
 
     /// The servers to try: host, hostaddr and port lists matched up as libpq does, each with
     /// its password.
-    fn targets(&self, user: &str, dbname: &str) -> Result<Vec<Target>> {
+    /// `passfile`, else PGPASSFILE (already among the settings), else ~/.pgpass.
+    fn passfile(&self) -> Option<PathBuf> {
+        self.get("passfile")
+            .map(PathBuf::from)
+            .or_else(|| self.env.home_file(".pgpass"))
+    }
+
+    fn targets(&self, user: &str, dbname: &str, passfile: Option<&Path>) -> Result<Vec<Target>> {
         let split = |keyword: &str| -> Vec<String> {
             match self.settings.get(keyword) {
                 Some(s) if !s.value.is_empty() => s.value.split(',').map(str::to_owned).collect(),
@@ -805,10 +816,6 @@ impl Resolver<'_> {
             .settings
             .get("password")
             .filter(|s| !s.value.is_empty());
-        let passfile = self
-            .get("passfile")
-            .map(PathBuf::from)
-            .or_else(|| self.env.home_file(".pgpass"));
         let mut targets = Vec::with_capacity(count);
         for i in 0..count {
             let host = hosts.get(i).map(String::as_str).unwrap_or("");
@@ -855,7 +862,7 @@ impl Resolver<'_> {
                         dbname,
                         user,
                     };
-                    match passfile.as_deref().and_then(|f| pgpass::lookup(f, &wanted)) {
+                    match passfile.and_then(|f| pgpass::lookup(f, &wanted)) {
                         Some(found) => (Some(found.password), Some((found.file, found.line))),
                         None => (None, None),
                     }
