@@ -365,7 +365,7 @@ mod tests {
         fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
         let found = lookup(&file, &MASTER).unwrap();
         assert_eq!((found.file.as_path(), found.line), (file.as_path(), 1));
-        assert_eq!(format!("{found:?}").contains("\"p\""), false, "{found:?}");
+        assert!(!format!("{found:?}").contains("\"p\""), "{found:?}");
         // A directory, and a missing file, give nothing.
         assert!(lookup(dir.path(), &MASTER).is_none());
         assert!(lookup(&dir.path().join("none"), &MASTER).is_none());
