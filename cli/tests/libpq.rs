@@ -426,3 +426,56 @@ fn master_db_names_a_service_from_the_service_file() {
     let err = failed(&walmgr(&s, &["status"], &env).run());
     assert!(err.contains(&format!("{}:3:", services.display())), "{err}");
 }
+
+/// primary_conninfo goes to the standby's own libpq (and pg_basebackup's), so walmgr only
+/// checks it: a value libpq would refuse is refused when the config loads, naming the file,
+/// the line and the key, and as `--primary-conninfo` before anything is written; never
+/// showing the password.
+#[test]
+fn a_primary_conninfo_libpq_would_refuse_is_refused_where_it_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let slave = dir.path().join("slave.toml");
+    fs::write(
+        &slave,
+        format!(
+            "[walmgr]\nslave_data = \"{}/data\"\nwalmgr_data = \"{}/wal\"\n\
+             primary_conninfo = \"host=m user=rep password=s3cret sslmode=verify_full\"\n",
+            dir.path().display(),
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(WALMGR)
+        .args([slave.to_str().unwrap(), "listbackups"])
+        .output()
+        .unwrap();
+    let err = failed(&out);
+    assert!(
+        err.contains(&format!(
+            "{}:4: key 'primary_conninfo': invalid sslmode value: \"verify_full\"",
+            slave.display()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret"), "{err}");
+
+    let password = dir.path().join("password");
+    fs::write(&password, "s3cret\n").unwrap();
+    let out = std::process::Command::new(WALMGR)
+        .arg(format!("--add-password={}", password.display()))
+        .args([
+            "--primary-conninfo",
+            "host=m user=rep hots=typo password=s3cret",
+        ])
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    let err = failed(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--primary-conninfo: invalid connection option \"hots\""),
+        "{err}"
+    );
+    assert!(!dir.path().join(".pgpass").exists());
+    assert!(!err.contains("s3cret"), "{err}");
+}
