@@ -127,16 +127,19 @@ fn make_ca(dir: &Path, name: &str) -> PathBuf {
     crt
 }
 
-/// A server certificate for DNS name `host`, signed by the CA `ca` made by [`make_ca`],
-/// installed in the master's data directory as server.crt / server.key (postgres, 0600).
-fn install_server_cert(s: &Shipping, ca: &Path, host: &str) {
+/// A certificate for `cn` (with `san`, e.g. "DNS:localhost", if given) signed by the CA
+/// `ca` made by [`make_ca`]: `key` and `crt` written, owned by postgres, mode 0600.
+fn issue_cert(ca: &Path, cn: &str, san: Option<&str>, key: &Path, crt: &Path) {
     let dir = ca.parent().unwrap();
     let ca_key = ca.with_extension("key");
-    let csr = dir.join("server.csr");
-    let key = s.master.data.join("server.key");
-    let crt = s.master.data.join("server.crt");
-    let ext = dir.join("server.ext");
-    fs::write(&ext, format!("subjectAltName=DNS:{host}\n")).unwrap();
+    let csr = crt.with_extension("csr");
+    let ext = crt.with_extension("ext");
+    fs::write(
+        &ext,
+        san.map(|s| format!("subjectAltName={s}\n"))
+            .unwrap_or_default(),
+    )
+    .unwrap();
     openssl(
         dir,
         &[
@@ -147,7 +150,7 @@ fn install_server_cert(s: &Shipping, ca: &Path, host: &str) {
             "ec_paramgen_curve:prime256v1",
             "-nodes",
             "-subj",
-            &format!("/CN={host}"),
+            &format!("/CN={cn}"),
             "-keyout",
             key.to_str().unwrap(),
             "-out",
@@ -174,10 +177,22 @@ fn install_server_cert(s: &Shipping, ca: &Path, host: &str) {
             crt.to_str().unwrap(),
         ],
     );
-    for file in [&key, &crt] {
+    for file in [key, crt] {
         chown_to_postgres(file);
         fs::set_permissions(file, fs::Permissions::from_mode(0o600)).unwrap();
     }
+}
+
+/// A server certificate for DNS name `host` from `ca`, installed in the master's data
+/// directory as server.crt / server.key.
+fn install_server_cert(s: &Shipping, ca: &Path, host: &str) {
+    issue_cert(
+        ca,
+        host,
+        Some(&format!("DNS:{host}")),
+        &s.master.data.join("server.key"),
+        &s.master.data.join("server.crt"),
+    );
 }
 
 /// A master that accepts TCP connections only over TLS (`hostssl`), with a certificate
@@ -478,4 +493,113 @@ fn a_primary_conninfo_libpq_would_refuse_is_refused_where_it_is_written() {
     );
     assert!(!dir.path().join(".pgpass").exists());
     assert!(!err.contains("s3cret"), "{err}");
+}
+
+/// A master that lets in only clients with a certificate from its CA (`hostssl ... cert`):
+/// walmgr logs in with sslcert/sslkey, also with a key encrypted under sslpassword (which is
+/// never shown); a key others may read is refused before connecting, as libpq does.
+#[test]
+fn master_db_logs_in_with_a_client_certificate() {
+    let mut files = None;
+    let s = locked_down_master(
+        "clientcert",
+        "hostssl all all 127.0.0.1/32 cert",
+        "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n\
+         ssl_ca_file = 'root.crt'",
+        |s| {
+            let certs = s.dir.mkdir("certs");
+            let ca = make_ca(&certs, "ca");
+            install_server_cert(s, &ca, "localhost");
+            let root = s.master.data.join("root.crt");
+            fs::copy(&ca, &root).unwrap();
+            chown_to_postgres(&root);
+            let (key, crt) = (certs.join("client.key"), certs.join("client.crt"));
+            issue_cert(&ca, "postgres", None, &key, &crt);
+            files = Some((ca, key, crt));
+        },
+    );
+    let (ca, key, crt) = files.unwrap();
+    let master_db = |extra: &str| {
+        format!(
+            "host=localhost hostaddr=127.0.0.1 port={} user=postgres dbname=postgres \
+             sslmode=verify-full sslrootcert={} {extra}",
+            s.master.port,
+            ca.display()
+        )
+    };
+
+    set_master_db(
+        &s,
+        &master_db(&format!(
+            "sslcert={} sslkey={}",
+            crt.display(),
+            key.display()
+        )),
+    );
+    walmgr(&s, &["status"], &[]).ok();
+    let log = fs::read_to_string(&s.master.log).unwrap();
+    assert!(log.contains("method=cert"), "no certificate login:\n{log}");
+
+    // The same key encrypted: sslpassword opens it, and no output shows it.
+    let encrypted = key.with_file_name("client-encrypted.key");
+    openssl(
+        key.parent().unwrap(),
+        &[
+            "pkey",
+            "-in",
+            key.to_str().unwrap(),
+            "-aes256",
+            "-passout",
+            &format!("pass:{PASSWORD}"),
+            "-out",
+            encrypted.to_str().unwrap(),
+        ],
+    );
+    chown_to_postgres(&encrypted);
+    fs::set_permissions(&encrypted, fs::Permissions::from_mode(0o600)).unwrap();
+    set_master_db(
+        &s,
+        &master_db(&format!(
+            "sslcert={} sslkey={} sslpassword={PASSWORD}",
+            crt.display(),
+            encrypted.display()
+        )),
+    );
+    let out = walmgr(&s, &["-v", "status"], &[]).ok_output();
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(
+        !all.contains(PASSWORD),
+        "the key's passphrase was printed:\n{all}"
+    );
+    set_master_db(
+        &s,
+        &master_db(&format!(
+            "sslcert={} sslkey={} sslpassword=wrong",
+            crt.display(),
+            encrypted.display()
+        )),
+    );
+    let err = failed(&walmgr(&s, &["status"], &[]).run());
+    assert!(
+        err.contains("could not decrypt the key with sslpassword"),
+        "{err}"
+    );
+
+    // A key others may read: refused before any connection, as libpq refuses it.
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
+    set_master_db(
+        &s,
+        &master_db(&format!(
+            "sslcert={} sslkey={}",
+            crt.display(),
+            key.display()
+        )),
+    );
+    let err = failed(&walmgr(&s, &["status"], &[]).run());
+    assert!(err.contains("has group or world access"), "{err}");
+
+    // No certificate at all: the server's refusal.
+    set_master_db(&s, &master_db(""));
+    let err = failed(&walmgr(&s, &["status"], &[]).run());
+    assert!(err.contains("certificate"), "{err}");
 }
