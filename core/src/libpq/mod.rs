@@ -82,7 +82,12 @@ impl Environment {
     /// This process's environment and effective user.
     pub fn of_process() -> Environment {
         Environment {
-            vars: std::env::vars()
+            // vars_os: a variable that is not UTF-8 (anyone's, not only PG*) must not
+            // panic; a PG* one that is not is left out, as if unset.
+            vars: std::env::vars_os()
+                .filter_map(|(name, value)| {
+                    Some((name.into_string().ok()?, value.into_string().ok()?))
+                })
                 .filter(|(name, _)| name.starts_with("PG"))
                 .collect(),
             home: users::effective_user_home(),
@@ -407,9 +412,15 @@ impl Resolver<'_> {
             .or(self.get("fallback_application_name"))
             .unwrap_or(fallback_application_name)
             .to_owned();
-        let tls = self.tls()?;
         let passfile = self.passfile();
         let targets = self.targets(&user, &dbname, passfile.as_deref())?;
+        // libpq looks for certificate files only when it starts TLS, which it never does
+        // over a Unix socket: a PGSSLMODE=verify-full meant for remote servers must not
+        // break a connection to the local socket.
+        let over_tcp = targets
+            .iter()
+            .any(|t| !matches!(t.host, Some(Host::Unix(_))));
+        let tls = self.tls(over_tcp)?;
         if tls.verify_host {
             if let Some(t) = targets.iter().find(|t| t.host.is_none()) {
                 return Err(self.err(
@@ -588,7 +599,10 @@ impl Resolver<'_> {
         }
         for ignored in ["krbsrvname", "gsslib", "gssdelegation", "sslcompression"] {
             if self.get(ignored).is_some() {
-                tracing::debug!("{ignored} has no effect on walmgr's connections (no GSSAPI, no TLS compression)");
+                tracing::debug!(
+                    "{ignored} has no effect on walmgr's connections (no GSSAPI, no TLS \
+                     compression)"
+                );
             }
         }
         if let Some(encoding) = self.get("client_encoding") {
@@ -606,7 +620,7 @@ impl Resolver<'_> {
 
     /// The TLS plan: sslmode, what the server's certificate is checked against, the client
     /// certificate; as libpq's `initialize_SSL()` decides it.
-    fn tls(&self) -> Result<Tls> {
+    fn tls(&self, over_tcp: bool) -> Result<Tls> {
         let rootcert = self.get("sslrootcert");
         let system = rootcert == Some("system");
         let mode = match self.get("sslmode") {
@@ -638,7 +652,7 @@ impl Resolver<'_> {
         }
         let verify = matches!(mode, SslMode::VerifyCa | SslMode::VerifyFull);
         let default_file = |name: &str| self.env.home_file(&format!(".postgresql/{name}"));
-        let roots = if mode == SslMode::Disable {
+        let roots = if mode == SslMode::Disable || !over_tcp {
             None
         } else if system {
             Some(RootCerts::System)
@@ -674,7 +688,7 @@ impl Resolver<'_> {
         };
         let crl = match (self.get("sslcrl"), self.get("sslcrldir")) {
             (None, None) => Crl {
-                file: default_file("root.crl").filter(|f| f.exists()),
+                file: default_file("root.crl").filter(|f| over_tcp && f.exists()),
                 dir: None,
             },
             (file, dir) => Crl {
@@ -682,7 +696,7 @@ impl Resolver<'_> {
                 dir: dir.map(PathBuf::from),
             },
         };
-        let client = if mode == SslMode::Disable {
+        let client = if mode == SslMode::Disable || !over_tcp {
             None
         } else {
             self.client_cert()?
@@ -835,10 +849,12 @@ impl Resolver<'_> {
                     )
                 })?),
             };
+            // libpq: an address wins over the host (which is then only the name TLS and
+            // the password file use), even over a socket directory.
             let host_kind = match host {
-                "" if hostaddr.is_some() => None,
+                _ if hostaddr.is_some() && (host.is_empty() || is_socket_path(host)) => None,
                 "" => Some(Host::Unix(PathBuf::from(DEFAULT_SOCKET_DIR))),
-                h if h.starts_with('/') || h.starts_with('@') => Some(Host::Unix(PathBuf::from(h))),
+                h if is_socket_path(h) => Some(Host::Unix(PathBuf::from(h))),
                 h => Some(Host::Tcp(h.to_owned())),
             };
             let (password, password_from) = match password {
@@ -878,6 +894,11 @@ impl Resolver<'_> {
         }
         Ok(targets)
     }
+}
+
+/// libpq's `is_unixsock_path()`: a directory, or a Linux abstract socket (`@name`).
+fn is_socket_path(host: &str) -> bool {
+    host.starts_with('/') || host.starts_with('@')
 }
 
 #[cfg(test)]

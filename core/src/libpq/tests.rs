@@ -579,3 +579,33 @@ fn targets_are_named_as_libpq_names_them() {
     );
     assert_eq!(t(None, Some("::1")).to_string(), "server at ::1, port 5433");
 }
+
+#[test]
+fn certificate_files_are_not_looked_for_on_a_unix_socket() {
+    // libpq never starts TLS over a socket, so it never misses a root certificate there.
+    let home = Home::new();
+    let env = home.env().with_var("PGSSLMODE", "verify-full");
+    let p = resolve_in("host=/tmp port=5433", &env);
+    assert_eq!((p.tls.mode, p.tls.roots), (SslMode::VerifyFull, None));
+    assert!(error_in("host=db.example", &env).contains("root certificate file"));
+    // A wrong value is still wrong, wherever it would be used.
+    assert!(error_in("host=/tmp sslmode=nope", &home.env()).contains("invalid sslmode"));
+}
+
+#[test]
+fn hostaddr_wins_over_a_socket_directory_as_in_libpq() {
+    let home = Home::new();
+    home.pgpass("/tmp:5432:db:u:by-host-text\n");
+    let p = resolve_in("host=/tmp hostaddr=127.0.0.1 dbname=db user=u", &home.env());
+    let t = &p.targets[0];
+    assert_eq!(
+        (t.host.clone(), t.hostaddr),
+        (None, Some("127.0.0.1".parse().unwrap()))
+    );
+    // The password file still matches the host as written.
+    assert_eq!(password_of(t).as_deref(), Some("by-host-text"));
+    assert_eq!(
+        resolve_in("host=@abstract", &home.env()).targets[0].host,
+        Some(Host::Unix("@abstract".into()))
+    );
+}
