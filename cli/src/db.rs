@@ -73,17 +73,20 @@ fn connect_to(params: &Params, context: &str) -> Result<Client, Error> {
             Err(e) => failures.push(e),
         }
     }
-    if failures.len() == 1 {
-        return Err(failures.remove(0));
-    }
-    Err(Error::server(
-        context,
-        failures
+    // The server's SQLSTATE is kept when there was one server to ask.
+    let sqlstate = match failures.as_slice() {
+        [Error::Server { sqlstate, .. }] => sqlstate.clone(),
+        _ => None,
+    };
+    Err(Error::Server {
+        context: context.to_string(),
+        message: failures
             .iter()
             .map(|e| e.to_string())
             .collect::<Vec<_>>()
             .join("; "),
-    ))
+        sqlstate,
+    })
 }
 
 /// One server, with sslmode's fallbacks: `allow` tries without TLS first, `prefer` with TLS
