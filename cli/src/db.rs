@@ -248,6 +248,15 @@ fn attempt_error(
                      connect by a name the certificate has, or give the server a certificate \
                      for \"{name}\""
                 ),
+                _ if message.contains("certificate revoked") => format!(
+                    "sslmode={mode}: the server's certificate is revoked by {}",
+                    crl_files(params)
+                ),
+                _ if message.contains("unable to get certificate CRL") => format!(
+                    "sslmode={mode}: {} holds no revocation list from the CA that signed the \
+                     server's certificate",
+                    crl_files(params)
+                ),
                 _ => {
                     let roots = match &params.tls.roots {
                         Some(libpq::RootCerts::File(f)) => format!("the CA in {}", f.display()),
@@ -282,6 +291,19 @@ fn attempt_error(
         }
     }
     error
+}
+
+/// The revocation lists in use, as a DBA would look for them.
+fn crl_files(params: &Params) -> String {
+    let crl = &params.tls.crl;
+    let mut files = Vec::new();
+    if let Some(f) = &crl.file {
+        files.push(format!("sslcrl {}", f.display()));
+    }
+    if let Some(d) = &crl.dir {
+        files.push(format!("sslcrldir {}", d.display()));
+    }
+    files.join(" and ")
 }
 
 /// Fisher-Yates with a clock-seeded xorshift: `load_balance_hosts=random` spreads

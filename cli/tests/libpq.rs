@@ -209,10 +209,10 @@ fn master_db_with_sslmode_verify_full_checks_the_ca_and_the_host_name() {
             let certs = s.dir.mkdir("certs");
             let ca = make_ca(&certs, "ca");
             install_server_cert(s, &ca, "localhost");
-            cas = Some((ca, make_ca(&certs, "other-ca")));
+            cas = Some((ca, make_ca(&certs, "other-ca"), certs));
         },
     );
-    let (ca, other_ca) = cas.unwrap();
+    let (ca, other_ca, certs) = cas.unwrap();
     let port = s.master.port;
     let tcp = |extra: &str| {
         format!(
@@ -304,6 +304,61 @@ fn master_db_with_sslmode_verify_full_checks_the_ca_and_the_host_name() {
         .env("PGSSLROOTCERT", &other_ca)
         .run();
     assert!(failed(&out).contains("certificate verify failed"));
+
+    // A revocation list from the CA: one that revokes nothing changes nothing; once the
+    // server's certificate is on it, the server is refused.
+    let crl = certs.join("ca.crl");
+    let verify_with_crl = format!(
+        "sslmode=verify-full sslrootcert={} sslcrl={}",
+        ca.display(),
+        crl.display()
+    );
+    set_master_db(&s, &tcp(&verify_with_crl));
+    certificate_authority(&certs, &["-gencrl", "-out", crl.to_str().unwrap()]);
+    walmgr(&s, &["status"], &[]).ok();
+    let server_crt = s.master.data.join("server.crt");
+    certificate_authority(&certs, &["-revoke", server_crt.to_str().unwrap()]);
+    certificate_authority(&certs, &["-gencrl", "-out", crl.to_str().unwrap()]);
+    let err = failed(&walmgr(&s, &["status"], &[]).run());
+    assert!(err.contains("certificate revoked"), "{err}");
+    assert!(
+        err.contains(&format!("revoked by sslcrl {}", crl.display())),
+        "{err}"
+    );
+}
+
+/// `openssl ca` for the CA `certs/ca.crt` with `args` (revoke a certificate, write the
+/// revocation list), with the least configuration it needs.
+fn certificate_authority(certs: &Path, args: &[&str]) {
+    let config = certs.join("ca.cnf");
+    if !config.exists() {
+        fs::write(certs.join("index.txt"), "").unwrap();
+        fs::write(certs.join("crlnumber"), "1000\n").unwrap();
+        fs::write(
+            &config,
+            format!(
+                "[ca]\ndefault_ca = test\n[test]\ndatabase = {dir}/index.txt\n\
+                 crlnumber = {dir}/crlnumber\ndefault_md = sha256\ndefault_crl_days = 2\n",
+                dir = certs.display()
+            ),
+        )
+        .unwrap();
+    }
+    let mut all = vec![
+        "ca".to_string(),
+        "-config".to_string(),
+        config.display().to_string(),
+        "-keyfile".to_string(),
+        certs.join("ca.key").display().to_string(),
+        "-cert".to_string(),
+        certs.join("ca.crt").display().to_string(),
+    ];
+    all.extend(args.iter().map(|a| a.to_string()));
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    openssl(certs, &all);
+    for file in fs::read_dir(certs).unwrap() {
+        chown_to_postgres(&file.unwrap().path());
+    }
 }
 
 /// The master asks for a scram-sha-256 password over TCP; master_db names none. With the
