@@ -148,3 +148,51 @@ fn version(name: &str) -> Option<SslVersion> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use walmgr_core::libpq::{Crl, SslMode};
+
+    fn plan(roots: Option<RootCerts>) -> Tls {
+        Tls {
+            mode: SslMode::VerifyCa,
+            roots,
+            crl: Crl::default(),
+            verify_host: false,
+            client: None,
+            min_version: "TLSv1.2".into(),
+            max_version: None,
+            sni: true,
+            direct: false,
+        }
+    }
+
+    fn error_of(tls: &Tls) -> String {
+        match connector(tls) {
+            Ok(_) => panic!("{tls:?} gave a connector"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_root_certificate_file_that_is_not_pem_is_named_in_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ca.crt");
+        fs::write(&file, "not a certificate\n").unwrap();
+        let err = error_of(&plan(Some(RootCerts::File(file.clone()))));
+        assert!(
+            err.starts_with(&format!("sslrootcert {}", file.display())),
+            "{err}"
+        );
+        let missing = dir.path().join("gone.crt");
+        let err = error_of(&plan(Some(RootCerts::File(missing.clone()))));
+        assert!(err.contains(&missing.display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn encryption_only_and_the_system_store_need_no_files() {
+        assert!(connector(&plan(None)).is_ok());
+        assert!(connector(&plan(Some(RootCerts::System))).is_ok());
+    }
+}
