@@ -155,9 +155,23 @@ pub enum Command {
 
     /// Either host: archiving (master) or replay (standby) state, backups, lock.
     Status {
-        /// One JSON object, for monitoring.
+        /// One JSON object, for monitoring (its fields: docs/monitoring.md).
+        #[arg(long, conflicts_with = "prometheus")]
+        json: bool,
+        /// Prometheus text exposition format, for node_exporter's textfile collector.
+        #[arg(long)]
+        prometheus: bool,
+    },
+
+    /// Either host: verify the config, directories, connections, host keys and, on the
+    /// master, a real archive round trip. One line per check; exit 0 only if all pass.
+    Check {
+        /// One JSON object: role, ok, and each check's name, status and detail.
         #[arg(long)]
         json: bool,
+        /// How long the round trip waits for the switched segment in the archive.
+        #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+        timeout: u64,
     },
 
     /// Master: ship in-progress WAL to the standby now, once (walmgr.sync()).
@@ -258,6 +272,7 @@ impl Command {
             Command::SynchStandby { .. } => "synch-standby",
             Command::Cleanup => "cleanup",
             Command::Status { .. } => "status",
+            Command::Check { .. } => "check",
             Command::Pause => "pause",
             Command::Continue => "continue",
             Command::Xlock => "xlock",

@@ -89,7 +89,14 @@ fn run(cli: Cli, logfile: &logging::LogFile) -> Result<()> {
         );
     };
     let overrides = config::parse_overrides(&cli.set)?;
-    let config = Config::load(&config_path, &overrides)?;
+    let config = match (Config::load(&config_path, &overrides), &command) {
+        (Ok(config), _) => config,
+        // check reports a broken config as its first failed check, in its own format.
+        (Err(e), Some(Command::Check { json, .. })) => {
+            return commands::check::report(&walmgr_core::check::config_unreadable(&e), *json)
+        }
+        (Err(e), _) => return Err(e.into()),
+    };
     if let Some(path) = &config.logfile {
         logfile.open(path, config.job_name.as_deref().unwrap_or("walmgr"));
     }
@@ -135,7 +142,8 @@ fn run(cli: Cli, logfile: &logging::LogFile) -> Result<()> {
             commands::standby::restore(&mut ctx, src.as_deref(), dst.as_deref(), target)
         }
         Command::Cleanup => commands::standby::cleanup(&mut ctx),
-        Command::Status { json } => commands::status::run(&mut ctx, *json),
+        Command::Status { json, prometheus } => commands::status::run(&mut ctx, *json, *prometheus),
+        Command::Check { json, timeout } => commands::check::run(&mut ctx, *json, *timeout),
         Command::Boot => commands::standby::boot(&mut ctx),
         Command::Sync => commands::shipping::sync(&mut ctx),
         Command::Syncdaemon => commands::shipping::syncdaemon(&mut ctx, cli.daemon),

@@ -8,8 +8,8 @@ use std::process::Command;
 use postgres::Client;
 use walmgr_core::conninfo::Conninfo;
 use walmgr_core::server::{
-    ArchiveStatus, BackupSource, BackupStop, Flush, Master, ServerState, Standby, SyncReplication,
-    WalSource, Walsender,
+    ArchiveStatus, BackupSource, BackupStop, CheckedMaster, Flush, Inspect, Master, ServerState,
+    Standby, SyncReplication, WalSource, Walsender,
 };
 use walmgr_core::setup::server_settings::SettingChange;
 use walmgr_core::shipping::reader::Cluster;
@@ -140,11 +140,14 @@ impl Master for Connection {
             "SELECT last_archived_wal, last_archived_time::text, files_waiting, bytes_behind, \
              last_failed_wal, last_error, last_error_time::text, transport, archived_count, \
              failed_count, shipper_state, partial_lsn::text, partial_time::text, \
-             partial_bytes_behind, shipper_errors, shipper_last_error FROM walmgr.status",
+             partial_bytes_behind, shipper_errors, shipper_last_error, \
+             extract(epoch FROM last_archived_time)::float8, \
+             extract(epoch FROM partial_time)::float8 FROM walmgr.status",
         )?;
         Ok(ArchiveStatus {
             last_archived_wal: row.get(0),
             last_archived_time: row.get(1),
+            last_archived_time_unix: row.get(16),
             files_waiting: row.get(2),
             bytes_behind: row.get(3),
             last_failed_wal: row.get(4),
@@ -156,9 +159,45 @@ impl Master for Connection {
             shipper_state: row.get(10),
             partial_lsn: row.get(11),
             partial_time: row.get(12),
+            partial_time_unix: row.get(17),
             partial_bytes_behind: row.get(13),
             shipper_errors: row.get(14),
             shipper_last_error: row.get(15),
+        })
+    }
+}
+
+impl Inspect for Connection {
+    fn version(&mut self) -> Result<String> {
+        Ok(self.one("SHOW server_version")?.get(0))
+    }
+
+    fn setting(&mut self, name: &str) -> Result<String> {
+        SyncReplication::setting(self, name)
+    }
+
+    fn in_recovery(&mut self) -> Result<bool> {
+        Ok(self.one("SELECT pg_is_in_recovery()")?.get(0))
+    }
+}
+
+impl CheckedMaster for Connection {
+    fn switch_wal(&mut self) -> Result<String> {
+        // A non-transactional message is WAL written at once, with no table touched: after
+        // it the current segment is never empty, so the switch always finishes a segment.
+        self.one("SELECT pg_logical_emit_message(false, 'walmgr', 'check')::text")?;
+        Ok(self.one("SELECT pg_walfile_name(pg_switch_wal())")?.get(0))
+    }
+
+    fn segment_size(&mut self) -> Result<u64> {
+        let bytes: String = self
+            .one("SELECT setting FROM pg_settings WHERE name = 'wal_segment_size'")?
+            .get(0);
+        bytes.parse().map_err(|_| {
+            Error::server(
+                "read wal_segment_size",
+                format!("not a number of bytes: {bytes:?}"),
+            )
         })
     }
 }
@@ -240,7 +279,8 @@ impl Standby for LocalStandby {
                    CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() END, \
                    pg_last_xact_replay_timestamp()::text, \
                    CASE WHEN NOT pg_is_in_recovery() \
-                        THEN pg_walfile_name(pg_current_wal_lsn()) END";
+                        THEN pg_walfile_name(pg_current_wal_lsn()) END, \
+                   extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8";
         let row = client
             .query_one(sql, &[])
             .map_err(|e| server_error("read the standby's replay position", &e))?;
@@ -258,6 +298,7 @@ impl Standby for LocalStandby {
             replay_paused: row.get(2),
             last_replayed_xact: row.get(3),
             timeline,
+            replay_lag_seconds: row.get(5),
         }))
     }
 

@@ -20,6 +20,7 @@
 pub mod archive;
 pub mod backup;
 pub mod changes;
+pub mod check;
 pub mod cluster;
 pub mod config;
 pub mod conninfo;

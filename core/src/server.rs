@@ -29,6 +29,8 @@ pub trait Master {
 pub struct ArchiveStatus {
     pub last_archived_wal: Option<String>,
     pub last_archived_time: Option<String>,
+    /// last_archived_time as seconds since 1970.
+    pub last_archived_time_unix: Option<f64>,
     pub files_waiting: i64,
     pub bytes_behind: Option<i64>,
     pub last_failed_wal: Option<String>,
@@ -42,6 +44,8 @@ pub struct ArchiveStatus {
     pub shipper_state: Option<String>,
     pub partial_lsn: Option<String>,
     pub partial_time: Option<String>,
+    /// partial_time as seconds since 1970.
+    pub partial_time_unix: Option<f64>,
     pub partial_bytes_behind: Option<i64>,
     pub shipper_errors: i64,
     pub shipper_last_error: Option<String>,
@@ -85,7 +89,7 @@ pub trait Standby {
 }
 
 /// Where a reachable server stands.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ServerState {
     pub in_recovery: bool,
     /// `pg_last_wal_replay_lsn()`: None before replay started, or on a server that never
@@ -97,6 +101,9 @@ pub struct ServerState {
     pub last_replayed_xact: Option<String>,
     /// The timeline it writes on, once out of recovery.
     pub timeline: Option<u32>,
+    /// `now() - pg_last_xact_replay_timestamp()` in seconds, in recovery: how old the
+    /// newest replayed commit is (it grows while the master commits nothing).
+    pub replay_lag_seconds: Option<f64>,
 }
 
 /// The master's WAL as the shipping loop reads it: how far it is flushed, and where the
@@ -138,4 +145,23 @@ pub struct Walsender {
     pub application_name: String,
     /// `startup`, `catchup`, `streaming`, `backup` or `stopping`.
     pub state: String,
+}
+
+/// What `check` asks any server it reaches: the master, or the standby's own server.
+pub trait Inspect {
+    /// `server_version`, e.g. `15.14 (Debian 15.14-0+deb12u1)`.
+    fn version(&mut self) -> Result<String>;
+    /// The value a setting runs with now (`current_setting`).
+    fn setting(&mut self, name: &str) -> Result<String>;
+    /// `pg_is_in_recovery()`.
+    fn in_recovery(&mut self) -> Result<bool>;
+}
+
+/// The master, as `check` drives its round trip.
+pub trait CheckedMaster: Master + Inspect {
+    /// Writes a little WAL, so that there is always a segment to finish, then
+    /// `pg_switch_wal()`: the name of the segment that switch finished.
+    fn switch_wal(&mut self) -> Result<String>;
+    /// The cluster's WAL segment size in bytes.
+    fn segment_size(&mut self) -> Result<u64>;
 }

@@ -4,6 +4,7 @@
 
 pub mod backup;
 pub mod backups;
+pub mod check;
 pub mod master;
 pub mod shipping;
 pub mod standby;

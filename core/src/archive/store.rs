@@ -48,6 +48,17 @@ impl ArchiveStore {
         self.dir.join(name.to_string())
     }
 
+    /// The length of `name` here, or None while it is not archived. Under its final name a
+    /// file is whole and on disk (see the rules above), so a length is all there is to ask.
+    pub fn archived_len(&self, name: &WalFileName) -> Result<Option<u64>> {
+        let path = self.path_of(name);
+        match fs::symlink_metadata(&path) {
+            Ok(meta) => Ok(Some(meta.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("stat", &path, e)),
+        }
+    }
+
     /// Archives the file at `src` under `name`.
     pub fn archive_file(&self, name: &WalFileName, src: &Path) -> Result<Stored> {
         let file = File::open(src).map_err(|e| Error::io("open", src, e))?;

@@ -20,6 +20,8 @@ pub struct BackupSet {
     pub label: BackupLabel,
     pub stop_lsn: Option<String>,
     pub size: u64,
+    /// When the backup finished (its info file was written last), seconds since 1970.
+    pub finished_unix: Option<i64>,
 }
 
 impl BackupSet {
@@ -45,7 +47,13 @@ pub fn list(full_backup: &Path) -> Result<Vec<BackupSet>> {
             t.lines()
                 .find_map(|l| l.strip_prefix("STOP LSN: ").map(str::to_string))
         });
+        // The info file is the backup's last write; a set from walmgr3 has only its label.
+        let finished_unix = [path.join(INFO_FILE), label_path.clone()]
+            .iter()
+            .find_map(|f| fs::metadata(f).ok())
+            .map(|m| std::os::unix::fs::MetadataExt::mtime(&m));
         sets.push(BackupSet {
+            finished_unix,
             size: dir_size(&path),
             path,
             index,

@@ -2,9 +2,11 @@
 //! the store is written directly.
 
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use super::{slave_dirs, Transport};
+use super::dirs::{self, DirState};
+use super::Transport;
 use crate::archive::partial::PartialStore;
 use crate::archive::store::{ArchiveStore, Stored};
 use crate::changes::Changes;
@@ -17,15 +19,24 @@ use crate::wal::{SegmentName, WalFileName};
 pub struct Local {
     store: ArchiveStore,
     partials: PartialStore,
-    dirs: Vec<PathBuf>,
+    dirs: Vec<(&'static str, PathBuf)>,
+    /// Who writes into the directories: the master's server (its archiver and shipping
+    /// worker), i.e. the owner of master_data; else whoever runs walmgr.
+    writer: u32,
 }
 
 impl Local {
     pub fn new(config: &Config) -> Self {
+        let writer = config
+            .master_data
+            .as_ref()
+            .and_then(|data| fs::metadata(data).ok())
+            .map_or_else(|| nix::unistd::geteuid().as_raw(), |m| m.uid());
         Local {
             store: ArchiveStore::new(&config.completed_wals),
             partials: PartialStore::new(&config.partial_wals),
-            dirs: slave_dirs(config),
+            dirs: dirs::named(config),
+            writer,
         }
     }
 }
@@ -49,7 +60,7 @@ impl Transport for Local {
     }
 
     fn create_dirs(&mut self, changes: &mut Changes) -> Result<()> {
-        for dir in &self.dirs {
+        for (_, dir) in &self.dirs {
             ensure_private_dir(dir, changes)?;
         }
         Ok(())
@@ -71,5 +82,17 @@ impl Transport for Local {
     fn ship_partial(&mut self, segment: &SegmentName, offset: u64, bytes: &[u8]) -> Result<()> {
         let len = bytes.len() as u64;
         write_partial(&self.store, &self.partials, segment, offset, bytes, len)
+    }
+
+    fn inspect_dirs(&mut self) -> Result<Vec<DirState>> {
+        Ok(self
+            .dirs
+            .iter()
+            .map(|(key, dir)| dirs::inspect(key, dir, self.writer))
+            .collect())
+    }
+
+    fn archived_len(&mut self, name: &WalFileName) -> Result<Option<u64>> {
+        self.store.archived_len(name)
     }
 }

@@ -5,15 +5,17 @@
 //! for the SSH transport.
 
 pub mod backup;
+pub mod dirs;
 mod local;
 mod ssh;
 pub mod ssh_target;
 pub mod wire;
 
+pub use dirs::slave_dirs;
 pub use local::Local;
-pub use ssh::Ssh;
+pub use ssh::{SessionStep, Ssh};
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
 
 use crate::archive::store::Stored;
@@ -33,6 +35,23 @@ pub trait Transport: Send {
     fn archive(&mut self, name: &WalFileName, src: &Path, changes: &mut Changes) -> Result<Stored>;
     /// Writes in-progress WAL of `segment` from `offset` on durably into partial_wals.
     fn ship_partial(&mut self, segment: &SegmentName, offset: u64, bytes: &[u8]) -> Result<()>;
+    /// The standby's directories as `check` judges them (owner, mode), judged where they
+    /// are. Reads only.
+    fn inspect_dirs(&mut self) -> Result<Vec<dirs::DirState>> {
+        Err(crate::error::Error::refused(format!(
+            "{} cannot inspect the standby's directories",
+            self.describe()
+        )))
+    }
+    /// The length of `name` in completed_wals, or None while it is not there. A file under
+    /// its final name there is complete and fsynced (the store renames it only then).
+    /// Reads only.
+    fn archived_len(&mut self, name: &WalFileName) -> Result<Option<u64>> {
+        Err(crate::error::Error::refused(format!(
+            "{} cannot look up {name} in the archive",
+            self.describe()
+        )))
+    }
 }
 
 static STOPPING: OnceLock<fn() -> bool> = OnceLock::new();
@@ -46,17 +65,6 @@ pub fn when_stopping(check: fn() -> bool) {
 
 fn stopping() -> bool {
     STOPPING.get().is_some_and(|check| check())
-}
-
-/// The directories `setup` creates on the standby, in creation order.
-pub fn slave_dirs(config: &Config) -> Vec<PathBuf> {
-    let mut dirs = vec![
-        config.completed_wals.clone(),
-        config.partial_wals.clone(),
-        config.full_backup.clone(),
-    ];
-    dirs.extend(config.config_backup.clone());
-    dirs
 }
 
 /// The transport a master config selects.

@@ -173,30 +173,44 @@ impl Ssh {
     }
 
     fn connect(&self) -> Result<Connection> {
-        let tcp = self.dial()?;
+        self.connect_stepwise().map_err(|(_, e)| e)
+    }
+
+    /// Opens a session, saying at which step it failed (`check` reports each step).
+    fn connect_stepwise(&self) -> std::result::Result<Connection, (SessionStep, Error)> {
+        use SessionStep::*;
+        let at = |step: SessionStep| move |e: Error| (step, e);
+        let tcp = self.dial().map_err(at(Connect))?;
         let socket = tcp
             .try_clone()
-            .map_err(|e| self.err(format!("cannot keep the connection's socket: {e}")))?;
-        let mut session = Session::new().map_err(|e| self.err(format!("libssh2: {e}")))?;
+            .map_err(|e| self.err(format!("cannot keep the connection's socket: {e}")))
+            .map_err(at(Connect))?;
+        let mut session = Session::new()
+            .map_err(|e| self.err(format!("libssh2: {e}")))
+            .map_err(at(Connect))?;
         session.set_tcp_stream(tcp);
         session.set_timeout(Self::connect_timeout().as_millis() as u32);
         session
             .method_pref(MethodType::HostKey, HOST_KEY_TYPES)
             .and_then(|_| session.method_pref(MethodType::CryptCs, CIPHERS))
             .and_then(|_| session.method_pref(MethodType::CryptSc, CIPHERS))
-            .map_err(|e| self.err(format!("libssh2 refused the method list: {e}")))?;
+            .map_err(|e| self.err(format!("libssh2 refused the method list: {e}")))
+            .map_err(at(Connect))?;
         session
             .handshake()
-            .map_err(|e| self.err(format!("SSH handshake failed: {e}")))?;
-        self.verify_host_key(&session)?;
-        self.authenticate(&session)?;
+            .map_err(|e| self.err(format!("SSH handshake failed: {e}")))
+            .map_err(at(Connect))?;
+        self.verify_host_key(&session).map_err(at(HostKey))?;
+        self.authenticate(&session).map_err(at(Login))?;
 
         let mut channel = session
             .channel_session()
-            .map_err(|e| self.err(format!("could not open a channel: {e}")))?;
+            .map_err(|e| self.err(format!("could not open a channel: {e}")))
+            .map_err(at(Walmgr))?;
         channel
             .exec(&self.command)
-            .map_err(|e| self.err(format!("could not run {:?}: {e}", self.command)))?;
+            .map_err(|e| self.err(format!("could not run {:?}: {e}", self.command)))
+            .map_err(at(Walmgr))?;
         session.set_timeout(SLICE_MS);
         let patience = Arc::new(Patience::new(self.network_timeout));
         let replies =
@@ -209,9 +223,9 @@ impl Ssh {
             Ok(client) => client,
             Err(e) if patience.gave_up() => {
                 let _ = socket.shutdown(std::net::Shutdown::Both);
-                return Err(e);
+                return Err((Walmgr, e));
             }
-            Err(e) => return Err(self.postmortem(&session, &mut channel, e)),
+            Err(e) => return Err((Walmgr, self.postmortem(&session, &mut channel, e))),
         };
         Ok(Connection {
             session,
@@ -369,6 +383,27 @@ impl Ssh {
         }
     }
 
+    /// Opens a fresh session for `check`, saying which step failed. Until the step that
+    /// failed, every step passed.
+    pub fn open(&mut self) -> std::result::Result<(), (SessionStep, Error)> {
+        self.conn = None;
+        self.conn = Some(self.connect_stepwise()?);
+        Ok(())
+    }
+
+    /// The command the session runs on the standby.
+    pub fn command(&self) -> &str {
+        &self.command
+    }
+
+    /// [`Ssh::lose`] when the error broke the session; a refusal keeps it.
+    fn lose_if_broken(&mut self, error: Error) -> Error {
+        match &self.conn {
+            Some(conn) if !conn.client.is_broken() => error,
+            _ => self.lose(error),
+        }
+    }
+
     /// The standby, as messages name it (`ssh:user@host:port`).
     pub fn peer(&self) -> &str {
         &self.peer
@@ -410,6 +445,19 @@ impl Ssh {
             result => result,
         }
     }
+}
+
+/// The steps of opening a session, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionStep {
+    /// TCP connect and SSH handshake.
+    Connect,
+    /// The host key, against ssh_known_hosts.
+    HostKey,
+    /// Public-key login.
+    Login,
+    /// The standby's `walmgr xserve` started and greeted back.
+    Walmgr,
 }
 
 impl Transport for Ssh {
@@ -457,6 +505,16 @@ impl Transport for Ssh {
             other => other,
         })?;
         Ok(stored.unwrap_or(Stored::Written))
+    }
+
+    fn inspect_dirs(&mut self) -> Result<Vec<crate::remote::dirs::DirState>> {
+        let states = self.connected()?.client.inspect_dirs();
+        states.map_err(|e| self.lose_if_broken(e))
+    }
+
+    fn archived_len(&mut self, name: &WalFileName) -> Result<Option<u64>> {
+        let len = self.connected()?.client.archived_len(name);
+        len.map_err(|e| self.lose_if_broken(e))
     }
 
     fn ship_partial(&mut self, segment: &SegmentName, offset: u64, bytes: &[u8]) -> Result<()> {

@@ -14,8 +14,15 @@
 //! < OK held 9392                        (durable in partial_wals; or ERR <message>)
 //! > DIRS check                          (or DIRS create)
 //! < OK ["/srv/walshipping/logs.partial"]   (missing, or just created)
+//! > DIRS inspect                        (`check`: owner and mode, judged on the standby)
+//! < OK [{"key":"completed_wals","path":"/srv/walshipping/logs.complete",
+//!        "found":"owner postgres, mode 0700","problem":null}, ...]
+//! > STAT 000000010000000000000003       (`check`: has the archive got it?)
+//! < OK 16777216                         (its length; or OK absent)
 //! > BYE
 //! ```
+//! DIRS inspect and STAT only read. A standby too old to know them answers ERR and ends
+//! the session, which `check` reports as such.
 //! The standby checks every name against the WAL grammar and writes through the same
 //! [`ArchiveStore`] and [`PartialStore`] as the local transport, so a reply of OK means the
 //! bytes are durable.
@@ -33,6 +40,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::os::files::create_private_dir;
 use crate::remote::backup::Receiving;
+use crate::remote::dirs::{self, DirState};
 use crate::wal::name::{SegmentName, WalFileName};
 
 use compressed::{Packer, Unpacker};
@@ -151,6 +159,8 @@ impl Receiver {
                     self.partial(name, offset, len, encoding, &mut input)?
                 }
                 ["DIRS", mode @ ("check" | "create")] => self.dirs(*mode == "create"),
+                ["DIRS", "inspect"] => self.inspect_dirs(),
+                ["STAT", name] => self.stat(name),
                 ["BACKUP", ..] => {
                     let op = line.strip_prefix("BACKUP ").unwrap_or_default();
                     match backup.request(op, encoding, &mut input)? {
@@ -216,6 +226,29 @@ impl Receiver {
             Ok(()) => format!("OK held {}", offset + len),
             Err(e) => format!("ERR {}", one_line(&e.to_string())),
         })
+    }
+
+    /// Judges the directories here, for the user this process runs as: the one the
+    /// master's key logs in as, who writes every file the master sends.
+    fn inspect_dirs(&self) -> String {
+        let Some(standby) = &self.standby else {
+            return "ERR this receiver has no standby config to name its directories".into();
+        };
+        let states = dirs::inspect_all(standby, nix::unistd::geteuid().as_raw());
+        format!(
+            "OK {}",
+            serde_json::to_string(&states).expect("directory states serialize")
+        )
+    }
+
+    /// The length of an archived file, or `absent`. Only WAL names are looked up.
+    fn stat(&self, name: &str) -> String {
+        let found = WalFileName::parse(name).and_then(|name| self.store.archived_len(&name));
+        match found {
+            Ok(Some(len)) => format!("OK {len}"),
+            Ok(None) => "OK absent".into(),
+            Err(e) => format!("ERR {}", one_line(&e.to_string())),
+        }
     }
 
     fn dirs(&self, create: bool) -> String {
@@ -487,6 +520,35 @@ impl<R: BufRead, W: Write> Client<R, W> {
         }
     }
 
+    /// The standby's directories, judged there (owner, mode).
+    pub fn inspect_dirs(&mut self) -> Result<Vec<DirState>> {
+        self.send(|w| w.write_all(b"DIRS inspect\n"))?;
+        match self.reply("DIRS inspect")? {
+            Ok(json) => serde_json::from_str(&json)
+                .map_err(|_| self.fail(format!("unexpected reply {json:?} to DIRS inspect"))),
+            Err(refusal) => Err(Error::remote(
+                &self.peer,
+                format!("could not inspect walmgr's directories: {refusal}"),
+            )),
+        }
+    }
+
+    /// The length of `name` in the standby's completed_wals, or None while it is not there.
+    pub fn archived_len(&mut self, name: &WalFileName) -> Result<Option<u64>> {
+        self.send(|w| writeln!(w, "STAT {name}"))?;
+        match self.reply(&format!("STAT {name}"))? {
+            Ok(text) if text == "absent" => Ok(None),
+            Ok(text) => match text.parse() {
+                Ok(len) => Ok(Some(len)),
+                Err(_) => Err(self.fail(format!("unexpected reply {text:?} to STAT {name}"))),
+            },
+            Err(refusal) => Err(Error::remote(
+                &self.peer,
+                format!("could not look up {name}: {refusal}"),
+            )),
+        }
+    }
+
     /// Ends the session politely; the standby's xserve exits.
     pub fn bye(mut self) -> Result<()> {
         self.send(|w| w.write_all(b"BYE\n"))
@@ -710,6 +772,51 @@ mod tests {
         assert_eq!(created, expected);
         assert!(after.is_empty());
         assert!(expected.iter().all(|d| d.is_dir()));
+    }
+
+    #[test]
+    fn check_asks_the_standby_to_judge_its_directories_and_to_find_a_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "[walmgr]\nwalmgr_data = '{}'\n",
+            dir.path().join("walshipping").display()
+        );
+        let standby = Config::parse(
+            &text,
+            std::path::Path::new("slave.toml"),
+            crate::config::Format::Toml,
+            &[],
+        )
+        .unwrap();
+        let receiver = Receiver {
+            store: ArchiveStore::new(&standby.completed_wals),
+            partials: PartialStore::new(&standby.partial_wals),
+            dirs: dirs::slave_dirs(&standby),
+            standby: Some(standby),
+        };
+        let (name, data) = segment(3);
+        let ((before, after, absent, held), _) = session(receiver, Encoding::Plain, |c| {
+            let before = c.inspect_dirs().unwrap();
+            c.dirs(true).unwrap();
+            let after = c.inspect_dirs().unwrap();
+            let absent = c.archived_len(&name).unwrap();
+            c.put(&name, &data[..], data.len() as u64).unwrap();
+            (before, after, absent, c.archived_len(&name).unwrap())
+        });
+        let keys: Vec<&str> = before.iter().map(|d| d.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "completed_wals",
+                "partial_wals",
+                "full_backup",
+                "config_backup"
+            ]
+        );
+        assert!(before[0].problem.as_ref().unwrap().contains("missing"));
+        assert!(after.iter().all(|d| d.problem.is_none()), "{after:?}");
+        assert_eq!(absent, None);
+        assert_eq!(held, Some(data.len() as u64));
     }
 
     /// The raw requests of a session: HELLO, then `body`.

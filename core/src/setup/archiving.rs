@@ -16,7 +16,7 @@ use crate::server::Master;
 pub type Said = Vec<String>;
 
 /// The server reads the config itself, so it needs the absolute path of the same file.
-fn server_config_path(config: &Config) -> Result<PathBuf> {
+pub fn server_config_path(config: &Config) -> Result<PathBuf> {
     config
         .source
         .canonicalize()

@@ -95,10 +95,18 @@ fn fixed(v: &'static str) -> ValueFn {
 /// The changes that make the server archive through walmgr with the config at `config_path`.
 /// Settings already right (in the files) are not touched, so setup is idempotent.
 pub fn for_setup(server: &Server, config_path: &Path) -> Plan {
+    plan(server, setup_wants(config_path))
+}
+
+/// The settings `setup` makes, in the order it makes them (`check` verifies each).
+pub fn setup_setting_names() -> Vec<&'static str> {
+    setup_wants(Path::new("")).iter().map(|w| w.name).collect()
+}
+
+fn setup_wants(config_path: &Path) -> Vec<Want> {
     let path = config_path.to_string_lossy().into_owned();
     let path_ok = path.clone();
-    plan(
-        server,
+    {
         vec![
             Want {
                 name: "archive_mode",
@@ -139,8 +147,8 @@ pub fn for_setup(server: &Server, config_path: &Path) -> Plan {
                 ok: Box::new(move |v| v == path_ok),
                 value: Box::new(move |_| Some(path.clone())),
             },
-        ],
-    )
+        ]
+    }
 }
 
 /// The changes that turn archiving off again. The library stays preloaded: removing it
