@@ -5,6 +5,7 @@
 //! over the `postgres` crate, TLS through OpenSSL ([`crate::tls`]).
 
 use std::path::Path;
+use std::sync::mpsc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use postgres::config::{ChannelBinding, SslMode, SslNegotiation, TargetSessionAttrs};
@@ -203,8 +204,11 @@ fn attempt(params: &Params, target: &Target, encryption: Encryption) -> Result<C
         "require" => ChannelBinding::Require,
         _ => ChannelBinding::Prefer,
     });
-    let connected = match encryption {
-        Encryption::Plain => config.ssl_mode(SslMode::Disable).connect(NoTls),
+    let connector = match encryption {
+        Encryption::Plain => {
+            config.ssl_mode(SslMode::Disable);
+            None
+        }
         Encryption::TlsIfOffered | Encryption::Tls => {
             config.ssl_mode(if encryption == Encryption::Tls {
                 SslMode::Require
@@ -214,7 +218,43 @@ fn attempt(params: &Params, target: &Target, encryption: Encryption) -> Result<C
             if params.tls.direct {
                 config.ssl_negotiation(SslNegotiation::Direct);
             }
-            config.connect(crate::tls::connector(&params.tls)?)
+            Some(crate::tls::connector(&params.tls)?)
+        }
+    };
+    let open = move || match connector {
+        Some(tls) => config.connect(tls),
+        None => config.connect(NoTls),
+    };
+    let connected = match params.connect_timeout {
+        None => open(),
+        // libpq's connect_timeout bounds the whole attempt: TCP, TLS and the login. The
+        // driver's own bounds only the TCP connect, so a server (or a tunnel) that accepts
+        // and then says nothing would hold walmgr for ever; the attempt runs on a thread
+        // that is left behind, to end with its socket, if the limit passes.
+        Some(limit) => {
+            let (sender, receiver) = mpsc::channel();
+            std::thread::spawn(move || {
+                // The receiver is gone only after a timeout: nothing waits for this.
+                let _ = sender.send(open());
+            });
+            match receiver.recv_timeout(limit) {
+                Ok(result) => result,
+                Err(_) => {
+                    let tls = match encryption {
+                        Encryption::Plain => " (without TLS)",
+                        Encryption::TlsIfOffered => "",
+                        Encryption::Tls => " (TLS)",
+                    };
+                    return Err(Error::server(
+                        format!("connection to {target}{tls} failed"),
+                        format!(
+                            "timeout expired: no answer within connect_timeout={} s \
+                             (connection, TLS and login together)",
+                            limit.as_secs()
+                        ),
+                    ));
+                }
+            }
         }
     };
     connected.map_err(|e| attempt_error(params, target, encryption, &e))

@@ -658,3 +658,36 @@ fn master_db_logs_in_with_a_client_certificate() {
     let err = failed(&walmgr(&s, &["status"], &[]).run());
     assert!(err.contains("certificate"), "{err}");
 }
+
+/// connect_timeout bounds the whole attempt, as in libpq: a port that accepts the
+/// connection and then never answers (a stuck server, a tunnel to nowhere) fails after the
+/// timeout instead of holding walmgr for ever.
+#[test]
+fn connect_timeout_gives_up_on_a_server_that_accepts_and_never_answers() {
+    // Listening, never accepting: the kernel completes the handshake, nobody reads.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let master = dir.path().join("master.toml");
+    fs::write(
+        &master,
+        format!(
+            "[walmgr]\nmaster_data = \"{dir}/data\"\nwalmgr_data = \"{dir}/wal\"\n\
+             master_db = \"host=127.0.0.1 port={port} user=postgres dbname=postgres \
+             connect_timeout=2\"\n",
+            dir = dir.path().display()
+        ),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new(WALMGR)
+        .args([master.to_str().unwrap(), "status"])
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let err = failed(&out);
+    assert!(err.contains("timeout expired"), "{err}");
+    assert!(err.contains("connect_timeout=2 s"), "{err}");
+    assert!(took < std::time::Duration::from_secs(15), "took {took:?}");
+    drop(silent);
+}
