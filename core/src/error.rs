@@ -65,6 +65,12 @@ pub enum Error {
     #[error("{peer}: protocol error: {message}")]
     Protocol { peer: String, message: String },
 
+    /// A connection setting libpq would refuse, or one walmgr cannot honour; `origin` says
+    /// where it was set: the config key (`master_db`), an environment variable
+    /// (`PGSSLMODE`), or a service file's line.
+    #[error("{origin}: {message}")]
+    Connection { origin: String, message: String },
+
     /// BACKUPLOCK is held by a live process.
     #[error("another backup is running: {holder} holds {} (wait for it, or run `walmgr CONFIG xrelease` if it is gone)", path.display())]
     LockBusy { holder: String, path: PathBuf },

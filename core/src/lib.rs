@@ -5,6 +5,8 @@
 //! One folder per domain; dependencies point down this list, never up:
 //! - [`os`]: users, processes, owner-private files, shell commands;
 //! - [`config`]: walmgr3's keys in TOML or `.ini`;
+//! - [`libpq`]: libpq's conventions for walmgr's own connections: .pgpass, services,
+//!   sslmode, the PG* variables;
 //! - [`wal`]: WAL file names, segment headers, LSNs;
 //! - [`archive`]: the standby's completed_wals: the durable store, BACKUPLOCK, control files;
 //! - [`remote`]: how the master reaches that archive: local, or SSH with walmgr's wire protocol;
@@ -23,6 +25,7 @@ pub mod cluster;
 pub mod config;
 pub mod conninfo;
 pub mod error;
+pub mod libpq;
 pub mod os;
 pub mod remote;
 pub mod server;

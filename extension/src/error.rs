@@ -16,6 +16,7 @@ pub fn sqlstate(e: &Error) -> PgSqlErrorCode {
         Error::Conflict { .. } => ERRCODE_DUPLICATE_FILE,
         Error::Damaged { .. } => ERRCODE_DATA_CORRUPTED,
         Error::Remote { .. } => ERRCODE_CONNECTION_FAILURE,
+        Error::Connection { .. } => ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
         Error::Protocol { .. } => ERRCODE_PROTOCOL_VIOLATION,
         Error::LockBusy { .. } => ERRCODE_LOCK_NOT_AVAILABLE,
         Error::Server { .. } | Error::CommandFailed { .. } => ERRCODE_EXTERNAL_ROUTINE_EXCEPTION,

@@ -370,7 +370,13 @@ fn to_typed(key: &str, kind: Kind, value: RawValue, origin: &Origin) -> Result<O
     }
     let typed = match (kind, &value) {
         (Kind::Text, RawValue::Str(s)) => Typed::Text(s.clone()),
-        (Kind::Conninfo, RawValue::Str(s)) => Typed::Conninfo(crate::conninfo::Conninfo::new(s)),
+        (Kind::Conninfo, RawValue::Str(s)) => {
+            // What libpq would refuse is refused here, where the key's line is known: a
+            // primary_conninfo the standby's libpq cannot parse would only show up later as
+            // a standby that never connects. The message never shows a value.
+            crate::libpq::validate(s).map_err(|m| Error::config(origin.clone(), Some(key), m))?;
+            Typed::Conninfo(crate::conninfo::Conninfo::new(s))
+        }
         (Kind::Path, RawValue::Str(s)) => Typed::Path(
             system::expand_tilde(s).map_err(|m| Error::config(origin.clone(), Some(key), m))?,
         ),

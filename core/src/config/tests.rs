@@ -369,7 +369,7 @@ fn ini_syntax() {
          [walmgr]\n\
          walmgr_data: %(base)s/wal\n\
          \x20 # indented comment\n\
-         primary_conninfo = host=a # not a comment\n\
+         primary_conninfo = host=a application_name= #not-a-comment\n\
          periodic_command = first\n\
          \x20   second\n\
          \n\
@@ -382,7 +382,7 @@ fn ini_syntax() {
     assert_eq!(c.slave_walmgr, "/opt/walmgr");
     assert_eq!(
         c.primary_conninfo.as_ref().map(|c| c.expose()),
-        Some("host=a # not a comment")
+        Some("host=a application_name= #not-a-comment")
     );
     assert_eq!(c.periodic_command.as_deref(), Some("first\nsecond\nthird"));
     assert_eq!(c.master_db, None);
@@ -702,8 +702,8 @@ fn role_detection() {
     let c = toml("[walmgr]\nwalmgr_data = \"/w\"\nmaster_data = \"/pg\"\n").unwrap();
     assert_eq!(c.role, Role::Master);
     // Slave keys in a master file and vice versa are allowed, as in walmgr3.
-    let c =
-        toml("[walmgr]\nwalmgr_data = \"/w\"\nmaster_db = \"x\"\nslave_data = \"/pg\"\n").unwrap();
+    let c = toml("[walmgr]\nwalmgr_data = \"/w\"\nmaster_db = \"host=x\"\nslave_data = \"/pg\"\n")
+        .unwrap();
     assert_eq!(c.role, Role::Slave);
 }
 
@@ -801,7 +801,8 @@ fn every_key_in_the_table_reaches_config() {
     } in keys::KEYS
     {
         let (one, other) = match kind {
-            Kind::Text | Kind::Conninfo => ("\"one\"", "\"other\""),
+            Kind::Text => ("\"one\"", "\"other\""),
+            Kind::Conninfo => ("\"host=one\"", "\"host=other\""),
             Kind::Path => ("\"/one\"", "\"/other\""),
             Kind::Bool => ("true", "false"),
             Kind::Seconds => ("10.5", "20"),

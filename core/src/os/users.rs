@@ -55,6 +55,17 @@ pub fn effective_user_name() -> Option<String> {
     user_name(geteuid().as_raw())
 }
 
+/// The effective user's home from the password database, never `$HOME`: where libpq
+/// (PostgreSQL 15-17) looks for `.pgpass`, `.pg_service.conf` and `.postgresql/`, so that
+/// `runuser -u postgres` without `-l` still finds the postgres user's files.
+pub fn effective_user_home() -> Option<PathBuf> {
+    User::from_uid(geteuid())
+        .ok()
+        .flatten()
+        .map(|u| u.dir)
+        .filter(|dir| !dir.as_os_str().is_empty())
+}
+
 /// True when running as root, who may hand files to their directory's owner (chown) and
 /// run the server's commands as that owner.
 pub fn is_root() -> bool {

@@ -162,9 +162,18 @@ impl Password {
     }
 }
 
-/// A .pgpass field with `:` and `\` escaped, as libpq requires.
+/// A .pgpass field with `:` and `\` escaped, as libpq requires; a field that is exactly `*`
+/// is written `\*`, or libpq would read it as "any" (a user named `*` would give the
+/// password to every user), and a leading `#` is escaped too.
 pub fn escape(field: &str) -> String {
-    let mut out = String::with_capacity(field.len());
+    if field == "*" {
+        return "\\*".to_string();
+    }
+    let mut out = String::with_capacity(field.len() + 1);
+    // A line that starts with `#` is a comment to libpq: a host named so is escaped.
+    if field.starts_with('#') {
+        out.push('\\');
+    }
     for c in field.chars() {
         if c == ':' || c == '\\' {
             out.push('\\');
@@ -409,6 +418,11 @@ mod tests {
     #[test]
     fn colons_and_backslashes_are_escaped_in_every_field() {
         assert_eq!(escape(r"a:b\c"), r"a\:b\\c");
+        // A lone star would be libpq's wildcard; a star inside a value is just a star.
+        assert_eq!(escape("*"), r"\*");
+        assert_eq!(escape("a*"), "a*");
+        // A line starting with # would be a comment.
+        assert_eq!(escape("#h"), r"\#h");
         let key = Key {
             host: "/run/my:sock".into(),
             port: "5432".into(),

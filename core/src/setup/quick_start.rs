@@ -46,6 +46,12 @@ pub struct Options {
 /// `walmgr` is this walmgr's path, for the configs and the key's forced command.
 pub fn run(opts: &Options, walmgr: &Path, changes: &mut Changes) -> Result<Vec<String>> {
     let mut said = Vec::new();
+    // Before anything is written: --init-slave puts it in the slave config, which would
+    // then fail to load.
+    if let Some(conninfo) = &opts.primary_conninfo {
+        crate::libpq::validate(conninfo)
+            .map_err(|m| Error::Usage(format!("--primary-conninfo: {m}")))?;
+    }
     let home = system::home_dir()
         .ok_or_else(|| Error::refused("cannot tell this user's home directory ($HOME)"))?;
     let config_dir = system::expand_tilde(&opts.config_dir)

@@ -43,6 +43,9 @@ pub fn createslave(
         Some(c) => c.to_string(),
         None => return Err(config.missing("primary_conninfo", "createslave")),
     };
+    // pg_basebackup's libpq and then the standby's read it: refuse here what they would.
+    crate::libpq::validate(&conninfo)
+        .map_err(|m| Error::Usage(format!("--primary-conninfo: {m}")))?;
     let mapping = tablespaces::parse_mapping(config.tablespace_mapping.as_deref().unwrap_or(""))?;
 
     if let Some(cmd) = config.slave_stop_cmd.as_deref() {

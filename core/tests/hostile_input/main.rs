@@ -11,6 +11,7 @@
 mod backup_label;
 mod config;
 mod conninfo;
+mod libpq;
 mod scratch_standby;
 mod wal_names;
 mod wire;
