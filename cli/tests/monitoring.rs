@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
+use walmgr_core::server::ArchiveStatus;
 use walmgr_core::status::{prometheus, MasterStatus, Status};
 use walmgr_tests::shipping::{path, Shipping, WAIT};
 use walmgr_tests::Pg;
@@ -110,24 +111,26 @@ fn status_json_and_prometheus_describe_a_real_master_and_standby() {
 #[test]
 fn every_metric_walmgr_can_export_parses_strictly() {
     let status = MasterStatus {
-        last_archived_wal: Some("000000010000000000000003".into()),
-        last_archived_time: Some("2026-11-30 18:00:00.5+00".into()),
-        last_archived_time_unix: Some(1_796_061_600.5),
-        files_waiting: 0,
-        bytes_behind: Some(1),
-        last_failed_wal: None,
-        last_error: None,
-        last_error_time: None,
-        transport: Some("local".into()),
-        archived_count: 3,
-        failed_count: 0,
-        shipper_state: None,
-        partial_lsn: None,
-        partial_time: Some("2026-11-30 18:00:00+00".into()),
-        partial_time_unix: Some(1_796_061_600.0),
-        partial_bytes_behind: Some(0),
-        shipper_errors: 0,
-        shipper_last_error: None,
+        archive: ArchiveStatus {
+            last_archived_wal: Some("000000010000000000000003".into()),
+            last_archived_time: Some("2026-11-30 18:00:00.5+00".into()),
+            last_archived_time_unix: Some(1_796_061_600.5),
+            files_waiting: 0,
+            bytes_behind: Some(1),
+            last_failed_wal: None,
+            last_error: None,
+            last_error_time: None,
+            transport: Some("local".into()),
+            archived_count: 3,
+            failed_count: 0,
+            shipper_state: None,
+            partial_lsn: None,
+            partial_time: Some("2026-11-30 18:00:00+00".into()),
+            partial_time_unix: Some(1_796_061_600.0),
+            partial_bytes_behind: Some(0),
+            shipper_errors: 0,
+            shipper_last_error: None,
+        },
         backups: Vec::new(),
         backups_error: None,
     };

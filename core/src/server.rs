@@ -25,7 +25,7 @@ pub trait Master {
 }
 
 /// One row of `walmgr.status`.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct ArchiveStatus {
     pub last_archived_wal: Option<String>,
     pub last_archived_time: Option<String>,

@@ -16,7 +16,7 @@ use crate::archive::{listing, lock};
 use crate::backup::catalog;
 use crate::config::Config;
 use crate::error::Result;
-use crate::server::{Master, Standby};
+use crate::server::{ArchiveStatus, Master, Standby};
 use crate::wal::Lsn;
 
 /// Either host's status, as `status --json` prints it: one object whose `role` says which.
@@ -32,24 +32,9 @@ pub enum Status {
 /// The master: the `walmgr.status` view, and the standby's backup sets.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MasterStatus {
-    pub last_archived_wal: Option<String>,
-    pub last_archived_time: Option<String>,
-    pub last_archived_time_unix: Option<f64>,
-    pub files_waiting: i64,
-    pub bytes_behind: Option<i64>,
-    pub last_failed_wal: Option<String>,
-    pub last_error: Option<String>,
-    pub last_error_time: Option<String>,
-    pub transport: Option<String>,
-    pub archived_count: i64,
-    pub failed_count: i64,
-    pub shipper_state: Option<String>,
-    pub partial_lsn: Option<String>,
-    pub partial_time: Option<String>,
-    pub partial_time_unix: Option<f64>,
-    pub partial_bytes_behind: Option<i64>,
-    pub shipper_errors: i64,
-    pub shipper_last_error: Option<String>,
+    /// The `walmgr.status` view, its columns at the top level of the JSON.
+    #[serde(flatten)]
+    pub archive: ArchiveStatus,
     /// The standby's sets, newest first (empty when they could not be listed).
     pub backups: Vec<BackupSetStatus>,
     /// Why the sets could not be listed (an unreachable standby is not a failed status).
@@ -105,24 +90,7 @@ pub fn master(server: &mut dyn Master, config: Option<&Config>) -> Result<Master
         Some(Err(e)) => (Vec::new(), Some(format!("cannot list: {e}"))),
     };
     Ok(MasterStatus {
-        last_archived_wal: s.last_archived_wal,
-        last_archived_time: s.last_archived_time,
-        last_archived_time_unix: s.last_archived_time_unix,
-        files_waiting: s.files_waiting,
-        bytes_behind: s.bytes_behind,
-        last_failed_wal: s.last_failed_wal,
-        last_error: s.last_error,
-        last_error_time: s.last_error_time,
-        transport: s.transport,
-        archived_count: s.archived_count,
-        failed_count: s.failed_count,
-        shipper_state: s.shipper_state,
-        partial_lsn: s.partial_lsn,
-        partial_time: s.partial_time,
-        partial_time_unix: s.partial_time_unix,
-        partial_bytes_behind: s.partial_bytes_behind,
-        shipper_errors: s.shipper_errors,
-        shipper_last_error: s.shipper_last_error,
+        archive: s,
         backups,
         backups_error,
     })

@@ -25,42 +25,42 @@ fn master(out: &mut Exposition, s: &MasterStatus) {
     out.counter(
         "walmgr_archived_total",
         "WAL files the walmgr archive module archived since the server started.",
-        s.archived_count as f64,
+        s.archive.archived_count as f64,
     );
     out.counter(
         "walmgr_archive_failures_total",
         "Failed archive attempts since the server started (see walmgr.status last_error).",
-        s.failed_count as f64,
+        s.archive.failed_count as f64,
     );
     out.gauge(
         "walmgr_files_waiting",
         "WAL files ready in pg_wal that are not archived yet.",
-        Some(s.files_waiting as f64),
+        Some(s.archive.files_waiting as f64),
     );
     out.gauge(
         "walmgr_archive_lag_bytes",
         "Bytes of WAL written after the end of the last archived segment.",
-        s.bytes_behind.map(|b| b as f64),
+        s.archive.bytes_behind.map(|b| b as f64),
     );
     out.gauge(
         "walmgr_last_archived_timestamp_seconds",
         "When the last WAL file was archived, seconds since 1970.",
-        s.last_archived_time_unix,
+        s.archive.last_archived_time_unix,
     );
     out.gauge(
         "walmgr_partial_lag_bytes",
         "Bytes of flushed WAL the standby's partial copy does not hold yet.",
-        s.partial_bytes_behind.map(|b| b as f64),
+        s.archive.partial_bytes_behind.map(|b| b as f64),
     );
     out.gauge(
         "walmgr_partial_shipped_timestamp_seconds",
         "When in-progress WAL was last shipped to the standby, seconds since 1970.",
-        s.partial_time_unix,
+        s.archive.partial_time_unix,
     );
     out.counter(
         "walmgr_partial_ship_failures_total",
         "Failed attempts to ship in-progress WAL since the server started.",
-        s.shipper_errors as f64,
+        s.archive.shipper_errors as f64,
     );
     out.gauge(
         "walmgr_backups_listed",
@@ -212,24 +212,26 @@ mod tests {
 
     pub(crate) fn master_status() -> MasterStatus {
         MasterStatus {
-            last_archived_wal: Some("000000010000000000000003".into()),
-            last_archived_time: Some("2026-11-30 18:00:00.5+00".into()),
-            last_archived_time_unix: Some(1_796_061_600.5),
-            files_waiting: 2,
-            bytes_behind: Some(4096),
-            last_failed_wal: None,
-            last_error: None,
-            last_error_time: None,
-            transport: Some("local".into()),
-            archived_count: 17,
-            failed_count: 1,
-            shipper_state: Some("idle".into()),
-            partial_lsn: Some("0/3000100".into()),
-            partial_time: None,
-            partial_time_unix: None,
-            partial_bytes_behind: Some(0),
-            shipper_errors: 0,
-            shipper_last_error: None,
+            archive: crate::server::ArchiveStatus {
+                last_archived_wal: Some("000000010000000000000003".into()),
+                last_archived_time: Some("2026-11-30 18:00:00.5+00".into()),
+                last_archived_time_unix: Some(1_796_061_600.5),
+                files_waiting: 2,
+                bytes_behind: Some(4096),
+                last_failed_wal: None,
+                last_error: None,
+                last_error_time: None,
+                transport: Some("local".into()),
+                archived_count: 17,
+                failed_count: 1,
+                shipper_state: Some("idle".into()),
+                partial_lsn: Some("0/3000100".into()),
+                partial_time: None,
+                partial_time_unix: None,
+                partial_bytes_behind: Some(0),
+                shipper_errors: 0,
+                shipper_last_error: None,
+            },
             backups: vec![BackupSetStatus {
                 set: "data.master".into(),
                 label: "walmgr".into(),
