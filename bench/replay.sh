@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The replay benchmark (issue 12, recovery time): a standby restored from a base backup
-# replays WAL_MB (default 1024) of archived pgbench WAL, with `walmgr xrestore`, `cp`,
+# replays 1 GiB of archived pgbench WAL (256 MB at 1 MB segments), with `walmgr xrestore`, `cp`,
 # pgBackRest archive-get (synchronous and asynchronous) as restore_command, and with the
 # segments already in pg_wal (PostgreSQL's replay alone); cold and warm page cache; at 16 MB
 # and at 1 MB segments. Before each segment size's replays it times each restore command
@@ -8,15 +8,20 @@
 # The measurement is bench/src/replay (walmgr-replay-bench, on the end-to-end test harness);
 # its doc comment gives the method. This wrapper installs what is missing and builds.
 #
-#   bench/replay.sh [REPS=5]   (as root; about 12 minutes on a 2-core VM with the defaults)
+#   bench/replay.sh [REPS=5]   (as root; about 15 minutes on an idle 2-core VM with the
+#                            defaults, longer on a busy one: the replays are CPU-bound)
 #
 # Environment:
-#   WALMGR_BENCH_WAL_MB=1024   WAL replayed per run; WALMGR_BENCH_QUICK=1 sets 256 and REPS 3.
+#   WALMGR_BENCH_WAL_MB=1024   WAL replayed per run at 16 MB segments;
+#   WALMGR_BENCH_SMALL_WAL_MB=256  the same for smaller segments (the point there is the
+#                              cost per segment). WALMGR_BENCH_QUICK=1: 256 and 64, REPS 3.
 #   WALMGR_BENCH_SEGSIZES=16,1 segment sizes in MB, one primary each.
 #   WALMGR_BENCH_CACHE=warm,cold
 #   WALMGR_BENCH_ONLY=         a comma list of variants (walmgr,cp,pgbackrest,
 #                              pgbackrest-async,pg_wal); default all.
 #   WALMGR_BENCH_MICRO=32      segments per tool in the per-segment timing; 0 skips it.
+#   WALMGR_BENCH_CLI_BEFORE=  another walmgr binary (main's, say) measured beside this
+#                              checkout's as the variant walmgr-before.
 #   WALMGR_BENCH_KEEP=1        keep the bench directory (servers stopped) for inspection.
 #
 # Cold runs drop the whole machine's page cache (echo 3 > /proc/sys/vm/drop_caches).
@@ -28,6 +33,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(dirname "$HERE")
 if [ "${WALMGR_BENCH_QUICK:-0}" = 1 ]; then
     export WALMGR_BENCH_WAL_MB=${WALMGR_BENCH_WAL_MB:-256}
+    export WALMGR_BENCH_SMALL_WAL_MB=${WALMGR_BENCH_SMALL_WAL_MB:-64}
     REPS=${1:-3}
 else
     REPS=${1:-5}

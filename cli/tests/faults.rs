@@ -865,7 +865,10 @@ fn kill_9_of_a_restore_at_random_moments_then_the_next_restore_succeeds() {
         .as_postgres()
         .ok();
     let window = started.elapsed().mul_f64(0.8);
-    eprintln!("restore: an uninterrupted restore took {:?}", started.elapsed());
+    eprintln!(
+        "restore: an uninterrupted restore took {:?}",
+        started.elapsed()
+    );
     let mut killed = 0;
     for round in 0..4 {
         s.walmgr()

@@ -23,7 +23,7 @@
 //!     cold (sync and `echo 3 > /proc/sys/vm/drop_caches` just before the start: the
 //!     archive, the backup copy and the binaries come from disk).
 //!   - every repetition runs every (variant, cache) pair once, in an order that rotates
-//!     between repetitions; round 0 is an uncounted warm-up of each variant (warm cache).
+//!     between repetitions (the per-segment timing before them warms everything up).
 //!
 //! A second part times the restore command alone, per segment, outside PostgreSQL (warm
 //! cache, `/bin/sh -c` as postgres, as PostgreSQL's system() runs it), and splits walmgr's
@@ -34,10 +34,12 @@
 //!   walmgr-replay-bench REPS
 //!
 //! Environment: WALMGR_BENCH_CLI (the walmgr binary, required), WALMGR_BENCH_WAL_MB (WAL
-//! after the backup, default 1024), WALMGR_BENCH_SEGSIZES (default "16,1", MB),
+//! after the backup, default 1024), WALMGR_BENCH_SMALL_WAL_MB (the same for segments under
+//! 16 MB, default 256: there the point is the cost per segment), WALMGR_BENCH_SEGSIZES (default "16,1", MB),
 //! WALMGR_BENCH_CACHE (default "warm,cold"), WALMGR_BENCH_ONLY (a comma list of variants),
 //! WALMGR_BENCH_MICRO (segments timed per tool in the second part, default 32; 0 skips it),
-//! WALMGR_KEEP_TEST_DIRS keeps the bench directory (servers stopped).
+//! WALMGR_BENCH_CLI_BEFORE (another walmgr binary, main's say, measured beside it as
+//! `walmgr-before`), WALMGR_KEEP_TEST_DIRS keeps the bench directory (servers stopped).
 //! Exit status 0 when every run reached the end of the archived WAL, 101 otherwise.
 
 mod micro;
@@ -87,6 +89,7 @@ fn main() -> ExitCode {
         }
     };
     let wal_mb = env_number("WALMGR_BENCH_WAL_MB", 1024);
+    let small_wal_mb = env_number("WALMGR_BENCH_SMALL_WAL_MB", 256);
     let micro_n = env_number("WALMGR_BENCH_MICRO", 32) as usize;
     let seg_sizes: Vec<u64> = env_list("WALMGR_BENCH_SEGSIZES", "16,1")
         .iter()
@@ -110,6 +113,9 @@ fn main() -> ExitCode {
             panic!("WALMGR_BENCH_CLI must name the walmgr binary (bench/replay.sh sets it)")
         });
 
+    // A second walmgr (main's, say) measured beside this one: a before/after in one run.
+    let before = std::env::var_os("WALMGR_BENCH_CLI_BEFORE").map(PathBuf::from);
+
     let started = Instant::now();
     let pg = Pg::major(15);
     // Declared first, dropped last: everything below lives in it.
@@ -117,23 +123,28 @@ fn main() -> ExitCode {
     log(&format!("bench directory {}", dir.path.display()));
     // A copy the postgres user can run, which a build meanwhile cannot change.
     let walmgr = Walmgr::new(&dir, &built);
-    println!(
-        "{}",
-        report::describe(&built, &walmgr.bin, wal_mb, reps, &caches)
-    );
+    let walmgr_before = before.map(|b| Walmgr::new_in(&dir, "before", b).bin);
+    println!("{}", report::describe(&built, &walmgr.bin, reps, &caches));
     println!("load average at the start: {}", load_average());
     for seg_mib in seg_sizes {
         walmgr_bench::check_interrupted();
-        let source = Source::make(&pg, &dir, seg_mib, wal_mb);
-        let mut variants: Vec<Variant> = Variant::all(&dir, &source, &walmgr.bin)
+        let mb = if seg_mib < 16 { small_wal_mb } else { wal_mb };
+        let source = Source::make(&pg, &dir, seg_mib, mb);
+        let variants: Vec<Variant> = Variant::all(&source, &walmgr.bin, walmgr_before.as_deref())
             .into_iter()
             .filter(|v| only.is_empty() || only.iter().any(|o| o == v.name))
             .collect();
         if micro_n > 0 {
-            let rows = micro::measure(&dir, &source, &walmgr.bin, micro_n);
+            let rows = micro::measure(
+                &dir,
+                &source,
+                &walmgr.bin,
+                walmgr_before.as_deref(),
+                micro_n,
+            );
             report::micro_table(&source, &rows);
         }
-        let times = standby::measure(&pg, &dir, &source, &mut variants, &caches, reps);
+        let times = standby::measure(&pg, &dir, &source, &variants, &caches, reps);
         report::replay_table(&source, &variants, &caches, &times);
         source.remove();
     }

@@ -33,7 +33,13 @@ enum Step {
     CopyHere,
 }
 
-pub fn measure(dir: &TestDir, source: &Source, walmgr: &Path, n: usize) -> Vec<Row> {
+pub fn measure(
+    dir: &TestDir,
+    source: &Source,
+    walmgr: &Path,
+    walmgr_before: Option<&Path>,
+    n: usize,
+) -> Vec<Row> {
     let n = n.min(source.segments.len());
     log(&format!(
         "timing each restore command alone, {n} segments of {} MB each",
@@ -43,7 +49,7 @@ pub fn measure(dir: &TestDir, source: &Source, walmgr: &Path, n: usize) -> Vec<R
     let spool = &source.pgbackrest_spool;
     let base = source.base.display();
     let walmgr_cmd = format!("{} {}", walmgr.display(), source.walmgr_config.display());
-    let steps: Vec<(&'static str, &'static str, Step)> = vec![
+    let mut steps: Vec<(&'static str, &'static str, Step)> = vec![
         (
             "sh -c true",
             "the shell PostgreSQL forks, running nothing",
@@ -91,6 +97,20 @@ pub fn measure(dir: &TestDir, source: &Source, walmgr: &Path, n: usize) -> Vec<R
             )),
         ),
     ];
+    if let Some(before) = walmgr_before {
+        steps.insert(
+            4,
+            (
+                "walmgr-before xrestore",
+                "the other walmgr binary (WALMGR_BENCH_CLI_BEFORE), whole",
+                Step::Shell(format!(
+                    "{} {} xrestore %f %p",
+                    before.display(),
+                    source.walmgr_config.display()
+                )),
+            ),
+        );
+    }
     let _ = fs::remove_dir_all(spool);
     fs::create_dir(spool).unwrap_or_else(|e| panic!("mkdir {}: {e}", spool.display()));
     chown_to_postgres(spool);

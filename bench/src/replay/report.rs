@@ -39,7 +39,7 @@ fn first_line(bytes: Vec<u8>) -> String {
 }
 
 /// What was measured, with which tools.
-pub fn describe(built: &Path, copy: &Path, wal_mb: u64, reps: usize, caches: &[Cache]) -> String {
+pub fn describe(built: &Path, copy: &Path, reps: usize, caches: &[Cache]) -> String {
     let modified = first_line(
         TestCommand::new("date")
             .args(["-r", &built.display().to_string(), "+%Y-%m-%d %H:%M"])
@@ -48,8 +48,8 @@ pub fn describe(built: &Path, copy: &Path, wal_mb: u64, reps: usize, caches: &[C
     );
     let caches: Vec<&str> = caches.iter().map(|c| c.name()).collect();
     format!(
-        "replay benchmark: {wal_mb} MB of pgbench WAL after a base backup, PostgreSQL 15, \
-         medians of {reps} (min..max), page cache {}\n\
+        "replay benchmark: pgbench WAL after a base backup, PostgreSQL 15, medians of {reps} \
+         (min..max), page cache {}\n\
          walmgr: {} (built {modified}), run as {}\n{}; {}",
         caches.join(" and "),
         built.display(),

@@ -83,9 +83,16 @@ impl Source {
                 "SELECT (pg_current_wal_lsn() - '{start}'::pg_lsn)::bigint"
             ))
         };
-        while behind() < (wal_mb * MIB) as i64 {
+        let goal = (wal_mb * MIB) as i64;
+        loop {
+            let left = goal - behind();
+            if left <= 0 {
+                break;
+            }
             check_interrupted();
-            primary.pgbench(&["-i", "-q", "-s", "20"]);
+            // A pgbench -i writes about 12 MB of WAL per unit of scale here.
+            let scale = (left / (12 * MIB as i64)).clamp(1, 20).to_string();
+            primary.pgbench(&["-i", "-q", "-s", &scale]);
             primary.pgbench(&["-n", "-c", "4", "-j", "2", "-T", "3"]);
         }
         let target_lsn: String = primary.query_one("SELECT pg_current_wal_insert_lsn()::text");

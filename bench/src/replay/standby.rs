@@ -21,7 +21,7 @@ pub fn measure(
     pg: &Pg,
     dir: &TestDir,
     source: &Source,
-    variants: &mut [Variant],
+    variants: &[Variant],
     caches: &[Cache],
     reps: usize,
 ) -> Times {
@@ -30,35 +30,23 @@ pub fn measure(
         .flat_map(|v| caches.iter().map(move |c| (v, *c)))
         .collect();
     let mut run_no = 0;
-    for rep in 0..=reps {
-        // Round 0: each variant once, warm, uncounted: proves it works before minutes are
-        // spent, and settles the disk after the fill.
-        let round: Vec<(usize, Cache)> = if rep == 0 {
-            (0..variants.len()).map(|v| (v, Cache::Warm)).collect()
-        } else {
-            let n = pairs.len();
-            (0..n).map(|i| pairs[(rep + i) % n]).collect()
-        };
-        for (v, cache) in round {
+    for rep in 1..=reps {
+        let n = pairs.len();
+        // Rotated so that no pair always runs first or after the same one.
+        for i in 0..n {
+            let (v, cache) = pairs[(rep - 1 + i) % n];
             check_interrupted();
             run_no += 1;
             let variant = &variants[v];
             let t = replay_once(pg, dir, source, variant, cache, run_no);
-            let what = if rep == 0 {
-                "warm-up".to_string()
-            } else {
-                format!("rep {rep}/{reps}")
-            };
             log(&format!(
-                "{what:<9} {:>2} MB {:<17} {:<4} {t:7.2} s ({:.1} ms per segment)",
+                "rep {rep}/{reps} {:>2} MB {:<17} {:<4} {t:7.2} s ({:.1} ms per segment)",
                 source.seg_mib,
                 variant.name,
                 cache.name(),
                 t * 1000.0 / source.segments.len() as f64
             ));
-            if rep > 0 {
-                times.entry((variant.name, cache)).or_default().push(t);
-            }
+            times.entry((variant.name, cache)).or_default().push(t);
         }
     }
     times

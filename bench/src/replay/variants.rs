@@ -4,7 +4,7 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use walmgr_tests::{chown_to_postgres, TestDir};
+use walmgr_tests::chown_to_postgres;
 
 use crate::source::{Source, STANZA};
 use crate::MIB;
@@ -27,6 +27,8 @@ impl Cache {
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Walmgr,
+    /// Another walmgr binary (WALMGR_BENCH_CLI_BEFORE: say, main's) for a before/after.
+    WalmgrBefore,
     Cp,
     PgBackRest,
     PgBackRestAsync,
@@ -38,6 +40,7 @@ pub struct Variant {
     pub name: &'static str,
     pub kind: Kind,
     walmgr: PathBuf,
+    walmgr_before: Option<PathBuf>,
     walmgr_config: PathBuf,
     archive: PathBuf,
     pgbackrest_sync: PathBuf,
@@ -46,7 +49,8 @@ pub struct Variant {
 }
 
 impl Variant {
-    pub fn all(_dir: &TestDir, source: &Source, walmgr: &Path) -> Vec<Variant> {
+    pub fn all(source: &Source, walmgr: &Path, walmgr_before: Option<&Path>) -> Vec<Variant> {
+        let before = walmgr_before.map(|_| ("walmgr-before", Kind::WalmgrBefore));
         [
             ("walmgr", Kind::Walmgr),
             ("cp", Kind::Cp),
@@ -55,10 +59,12 @@ impl Variant {
             ("pg_wal", Kind::PgWal),
         ]
         .into_iter()
+        .chain(before)
         .map(|(name, kind)| Variant {
             name,
             kind,
             walmgr: walmgr.to_path_buf(),
+            walmgr_before: walmgr_before.map(Path::to_path_buf),
             walmgr_config: source.walmgr_config.clone(),
             archive: source.archive.clone(),
             pgbackrest_sync: source.pgbackrest_sync.clone(),
@@ -71,9 +77,14 @@ impl Variant {
     /// restore_command for a standby whose data directory is `data` ('' for pg_wal).
     pub fn restore_command(&self, data: &Path) -> String {
         match self.kind {
-            Kind::Walmgr => format!(
+            Kind::Walmgr | Kind::WalmgrBefore => format!(
                 "{} {} xrestore %f %p %r",
-                self.walmgr.display(),
+                if self.kind == Kind::Walmgr {
+                    &self.walmgr
+                } else {
+                    self.walmgr_before.as_ref().unwrap_or(&self.walmgr)
+                }
+                .display(),
                 self.walmgr_config.display()
             ),
             Kind::Cp => format!("cp {}/%f %p", self.archive.display()),
@@ -116,7 +127,7 @@ impl Variant {
     /// The files this variant reads the WAL from.
     pub fn sources(&self, source: &Source, data: &Path) -> Vec<PathBuf> {
         match self.kind {
-            Kind::Walmgr | Kind::Cp => source
+            Kind::Walmgr | Kind::WalmgrBefore | Kind::Cp => source
                 .segments
                 .iter()
                 .map(|s| source.archive.join(s))
