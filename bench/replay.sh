@@ -20,8 +20,8 @@
 #   WALMGR_BENCH_ONLY=         a comma list of variants (walmgr,cp,pgbackrest,
 #                              pgbackrest-async,pg_wal); default all.
 #   WALMGR_BENCH_MICRO=32      segments per tool in the per-segment timing; 0 skips it.
-#   WALMGR_BENCH_CLI_BEFORE=  another walmgr binary (main's, say) measured beside this
-#                              checkout's as the variant walmgr-before.
+#   WALMGR_BENCH_OTHER_CLIS=   LABEL=PATH,...: other walmgr binaries (main's, say) measured
+#                              beside this checkout's as the variants walmgr-LABEL.
 #   WALMGR_BENCH_KEEP=1        keep the bench directory (servers stopped) for inspection.
 #
 # Cold runs drop the whole machine's page cache (echo 3 > /proc/sys/vm/drop_caches).

@@ -38,8 +38,8 @@
 //! 16 MB, default 256: there the point is the cost per segment), WALMGR_BENCH_SEGSIZES (default "16,1", MB),
 //! WALMGR_BENCH_CACHE (default "warm,cold"), WALMGR_BENCH_ONLY (a comma list of variants),
 //! WALMGR_BENCH_MICRO (segments timed per tool in the second part, default 32; 0 skips it),
-//! WALMGR_BENCH_CLI_BEFORE (another walmgr binary, main's say, measured beside it as
-//! `walmgr-before`), WALMGR_KEEP_TEST_DIRS keeps the bench directory (servers stopped).
+//! WALMGR_BENCH_OTHER_CLIS (LABEL=PATH,...: other walmgr binaries, main's say, measured
+//! beside this one as `walmgr-LABEL`), WALMGR_KEEP_TEST_DIRS keeps the bench directory (servers stopped).
 //! Exit status 0 when every run reached the end of the archived WAL, 101 otherwise.
 
 mod micro;
@@ -113,8 +113,14 @@ fn main() -> ExitCode {
             panic!("WALMGR_BENCH_CLI must name the walmgr binary (bench/replay.sh sets it)")
         });
 
-    // A second walmgr (main's, say) measured beside this one: a before/after in one run.
-    let before = std::env::var_os("WALMGR_BENCH_CLI_BEFORE").map(PathBuf::from);
+    // Other walmgr binaries (main's, say) measured beside this one: before/after in one run.
+    let others: Vec<(String, PathBuf)> = env_list("WALMGR_BENCH_OTHER_CLIS", "")
+        .iter()
+        .map(|o| match o.split_once('=') {
+            Some((label, path)) => (label.to_string(), PathBuf::from(path)),
+            None => panic!("WALMGR_BENCH_OTHER_CLIS: {o} is not LABEL=PATH"),
+        })
+        .collect();
 
     let started = Instant::now();
     let pg = Pg::major(15);
@@ -123,25 +129,27 @@ fn main() -> ExitCode {
     log(&format!("bench directory {}", dir.path.display()));
     // A copy the postgres user can run, which a build meanwhile cannot change.
     let walmgr = Walmgr::new(&dir, &built);
-    let walmgr_before = before.map(|b| Walmgr::new_in(&dir, "before", b).bin);
+    let others: Vec<(&'static str, PathBuf)> = others
+        .into_iter()
+        .map(|(label, path)| {
+            let bin = Walmgr::new_in(&dir, &label, path).bin;
+            // Variant names live as long as the bench.
+            let name: &'static str = Box::leak(format!("walmgr-{label}").into_boxed_str());
+            (name, bin)
+        })
+        .collect();
     println!("{}", report::describe(&built, &walmgr.bin, reps, &caches));
     println!("load average at the start: {}", load_average());
     for seg_mib in seg_sizes {
         walmgr_bench::check_interrupted();
         let mb = if seg_mib < 16 { small_wal_mb } else { wal_mb };
         let source = Source::make(&pg, &dir, seg_mib, mb);
-        let variants: Vec<Variant> = Variant::all(&source, &walmgr.bin, walmgr_before.as_deref())
+        let variants: Vec<Variant> = Variant::all(&source, &walmgr.bin, &others)
             .into_iter()
             .filter(|v| only.is_empty() || only.iter().any(|o| o == v.name))
             .collect();
         if micro_n > 0 {
-            let rows = micro::measure(
-                &dir,
-                &source,
-                &walmgr.bin,
-                walmgr_before.as_deref(),
-                micro_n,
-            );
+            let rows = micro::measure(&dir, &source, &walmgr.bin, &others, micro_n);
             report::micro_table(&source, &rows);
         }
         let times = standby::measure(&pg, &dir, &source, &variants, &caches, reps);

@@ -37,7 +37,7 @@ pub fn measure(
     dir: &TestDir,
     source: &Source,
     walmgr: &Path,
-    walmgr_before: Option<&Path>,
+    others: &[(&'static str, PathBuf)],
     n: usize,
 ) -> Vec<Row> {
     let n = n.min(source.segments.len());
@@ -97,15 +97,16 @@ pub fn measure(
             )),
         ),
     ];
-    if let Some(before) = walmgr_before {
+    for (i, (name, bin)) in others.iter().enumerate() {
+        let row: &'static str = Box::leak(format!("{name} xrestore").into_boxed_str());
         steps.insert(
-            4,
+            4 + i,
             (
-                "walmgr-before xrestore",
-                "the other walmgr binary (WALMGR_BENCH_CLI_BEFORE), whole",
+                row,
+                "another walmgr binary (WALMGR_BENCH_OTHER_CLIS), the whole restore_command",
                 Step::Shell(format!(
                     "{} {} xrestore %f %p",
-                    before.display(),
+                    bin.display(),
                     source.walmgr_config.display()
                 )),
             ),

@@ -26,9 +26,8 @@ impl Cache {
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// `walmgr xrestore`: this checkout's, or another binary (WALMGR_BENCH_OTHER_CLIS).
     Walmgr,
-    /// Another walmgr binary (WALMGR_BENCH_CLI_BEFORE: say, main's) for a before/after.
-    WalmgrBefore,
     Cp,
     PgBackRest,
     PgBackRestAsync,
@@ -39,8 +38,8 @@ pub enum Kind {
 pub struct Variant {
     pub name: &'static str,
     pub kind: Kind,
+    /// The walmgr binary of a Walmgr variant.
     walmgr: PathBuf,
-    walmgr_before: Option<PathBuf>,
     walmgr_config: PathBuf,
     archive: PathBuf,
     pgbackrest_sync: PathBuf,
@@ -49,42 +48,43 @@ pub struct Variant {
 }
 
 impl Variant {
-    pub fn all(source: &Source, walmgr: &Path, walmgr_before: Option<&Path>) -> Vec<Variant> {
-        let before = walmgr_before.map(|_| ("walmgr-before", Kind::WalmgrBefore));
-        [
-            ("walmgr", Kind::Walmgr),
+    /// This checkout's walmgr, the others (name, binary), cp, pgBackRest, pg_wal.
+    pub fn all(source: &Source, walmgr: &Path, others: &[(&'static str, PathBuf)]) -> Vec<Variant> {
+        let mine = [("walmgr", walmgr.to_path_buf())];
+        let walmgrs = mine.into_iter().chain(others.iter().cloned());
+        let walmgrs: Vec<(&'static str, Kind, PathBuf)> = walmgrs
+            .map(|(name, bin)| (name, Kind::Walmgr, bin))
+            .collect();
+        let rest = [
             ("cp", Kind::Cp),
             ("pgbackrest", Kind::PgBackRest),
             ("pgbackrest-async", Kind::PgBackRestAsync),
             ("pg_wal", Kind::PgWal),
         ]
         .into_iter()
-        .chain(before)
-        .map(|(name, kind)| Variant {
-            name,
-            kind,
-            walmgr: walmgr.to_path_buf(),
-            walmgr_before: walmgr_before.map(Path::to_path_buf),
-            walmgr_config: source.walmgr_config.clone(),
-            archive: source.archive.clone(),
-            pgbackrest_sync: source.pgbackrest_sync.clone(),
-            pgbackrest_async: source.pgbackrest_async.clone(),
-            spool: source.pgbackrest_spool.clone(),
-        })
-        .collect()
+        .map(|(name, kind)| (name, kind, walmgr.to_path_buf()));
+        walmgrs
+            .into_iter()
+            .chain(rest)
+            .map(|(name, kind, bin)| Variant {
+                name,
+                kind,
+                walmgr: bin,
+                walmgr_config: source.walmgr_config.clone(),
+                archive: source.archive.clone(),
+                pgbackrest_sync: source.pgbackrest_sync.clone(),
+                pgbackrest_async: source.pgbackrest_async.clone(),
+                spool: source.pgbackrest_spool.clone(),
+            })
+            .collect()
     }
 
     /// restore_command for a standby whose data directory is `data` ('' for pg_wal).
     pub fn restore_command(&self, data: &Path) -> String {
         match self.kind {
-            Kind::Walmgr | Kind::WalmgrBefore => format!(
+            Kind::Walmgr => format!(
                 "{} {} xrestore %f %p %r",
-                if self.kind == Kind::Walmgr {
-                    &self.walmgr
-                } else {
-                    self.walmgr_before.as_ref().unwrap_or(&self.walmgr)
-                }
-                .display(),
+                self.walmgr.display(),
                 self.walmgr_config.display()
             ),
             Kind::Cp => format!("cp {}/%f %p", self.archive.display()),
@@ -127,7 +127,7 @@ impl Variant {
     /// The files this variant reads the WAL from.
     pub fn sources(&self, source: &Source, data: &Path) -> Vec<PathBuf> {
         match self.kind {
-            Kind::Walmgr | Kind::WalmgrBefore | Kind::Cp => source
+            Kind::Walmgr | Kind::Cp => source
                 .segments
                 .iter()
                 .map(|s| source.archive.join(s))
