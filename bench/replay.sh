@@ -19,9 +19,11 @@
 #   WALMGR_BENCH_CACHE=warm,cold
 #   WALMGR_BENCH_ONLY=         a comma list of variants (walmgr,cp,pgbackrest,
 #                              pgbackrest-async,pg_wal); default all.
-#   WALMGR_BENCH_MICRO=32      segments per tool in the per-segment timing; 0 skips it.
+#   WALMGR_BENCH_MICRO=64      calls per tool in the per-segment timing; 0 skips it.
 #   WALMGR_BENCH_OTHER_CLIS=   LABEL=PATH,...: other walmgr binaries (main's, say) measured
 #                              beside this checkout's as the variants walmgr-LABEL.
+#   WALMGR_BENCH_STATIC_OPENSSL=1  also build walmgr with OpenSSL linked statically and
+#                              measure it as walmgr-static-openssl.
 #   WALMGR_BENCH_KEEP=1        keep the bench directory (servers stopped) for inspection.
 #
 # Cold runs drop the whole machine's page cache (echo 3 > /proc/sys/vm/drop_caches).
@@ -55,6 +57,18 @@ if ! command -v pgbackrest >/dev/null; then
 fi
 build_cli --release
 export WALMGR_BENCH_CLI=$REPO/target/release/walmgr
+
+# walmgr with OpenSSL linked in statically (libssh2's, for the SSH transport): the
+# dynamic loader's work for libssl and libcrypto is most of what a walmgr process costs
+# before its copy starts. In its own target dir, so the two builds do not rebuild each other.
+if [ "${WALMGR_BENCH_STATIC_OPENSSL:-0}" = 1 ]; then
+    say "building the walmgr CLI with OpenSSL linked statically"
+    (cd "$REPO" && OPENSSL_STATIC=1 \
+        OPENSSL_LIB_DIR=$(pkg-config --variable=libdir openssl) \
+        OPENSSL_INCLUDE_DIR=$(pkg-config --variable=includedir openssl) \
+        CARGO_TARGET_DIR="$REPO/target/static-openssl" cargo build -q --release -p walmgr-cli)
+    export WALMGR_BENCH_OTHER_CLIS="${WALMGR_BENCH_OTHER_CLIS:+$WALMGR_BENCH_OTHER_CLIS,}static-openssl=$REPO/target/static-openssl/release/walmgr"
+fi
 
 say "building the benchmark"
 (cd "$REPO" && cargo build -q --release -p walmgr-bench --bin walmgr-replay-bench)

@@ -37,7 +37,7 @@
 //! after the backup, default 1024), WALMGR_BENCH_SMALL_WAL_MB (the same for segments under
 //! 16 MB, default 256: there the point is the cost per segment), WALMGR_BENCH_SEGSIZES (default "16,1", MB),
 //! WALMGR_BENCH_CACHE (default "warm,cold"), WALMGR_BENCH_ONLY (a comma list of variants),
-//! WALMGR_BENCH_MICRO (segments timed per tool in the second part, default 32; 0 skips it),
+//! WALMGR_BENCH_MICRO (calls timed per tool in the second part, default 64; 0 skips it),
 //! WALMGR_BENCH_OTHER_CLIS (LABEL=PATH,...: other walmgr binaries, main's say, measured
 //! beside this one as `walmgr-LABEL`), WALMGR_KEEP_TEST_DIRS keeps the bench directory (servers stopped).
 //! Exit status 0 when every run reached the end of the archived WAL, 101 otherwise.
@@ -90,7 +90,7 @@ fn main() -> ExitCode {
     };
     let wal_mb = env_number("WALMGR_BENCH_WAL_MB", 1024);
     let small_wal_mb = env_number("WALMGR_BENCH_SMALL_WAL_MB", 256);
-    let micro_n = env_number("WALMGR_BENCH_MICRO", 32) as usize;
+    let micro_n = env_number("WALMGR_BENCH_MICRO", 64) as usize;
     let seg_sizes: Vec<u64> = env_list("WALMGR_BENCH_SEGSIZES", "16,1")
         .iter()
         .map(|s| match s.parse() {
@@ -122,6 +122,19 @@ fn main() -> ExitCode {
         })
         .collect();
 
+    // The archive, the pgBackRest repo, the primary's pg_wal and a standby's pg_wal each
+    // hold about the WAL volume at their peak: refuse to fill a disk others share.
+    let need = 4 * wal_mb.max(small_wal_mb) * MIB + 1024 * MIB;
+    let free = free_bytes(std::path::Path::new("/tmp"));
+    if free < need {
+        eprintln!(
+            "only {} MB free in /tmp, and this run needs about {} MB: free some space or \
+             lower WALMGR_BENCH_WAL_MB",
+            free / MIB,
+            need / MIB
+        );
+        return ExitCode::from(1);
+    }
     let started = Instant::now();
     let pg = Pg::major(15);
     // Declared first, dropped last: everything below lives in it.
@@ -165,4 +178,19 @@ fn main() -> ExitCode {
         started.elapsed().as_secs_f64()
     );
     ExitCode::SUCCESS
+}
+
+/// Bytes an unprivileged user may still write on the filesystem of `path`.
+fn free_bytes(path: &std::path::Path) -> u64 {
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
+        return 0;
+    };
+    // SAFETY: statvfs fills the zeroed struct for a valid C string path.
+    unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        if libc::statvfs(c.as_ptr(), &mut st) != 0 {
+            return 0;
+        }
+        st.f_bavail * st.f_frsize
+    }
 }

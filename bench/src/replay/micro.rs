@@ -3,8 +3,9 @@
 //!
 //! Each call runs as PostgreSQL runs restore_command: `/bin/sh -c COMMAND` (system()), as
 //! the postgres user, into a scratch pg_wal/RECOVERYXLOG, with the segment in the page
-//! cache. Rounds go over the segments; within a round the tools take turns in an order
-//! that rotates, so that no tool always follows the same one.
+//! cache. Rounds go over the segments (again from the first if there are fewer than the
+//! calls asked for); for each segment the tools take turns in an order that rotates, so
+//! that no tool always follows the same one.
 
 use std::fs;
 use std::io::Read;
@@ -40,9 +41,8 @@ pub fn measure(
     others: &[(&'static str, PathBuf)],
     n: usize,
 ) -> Vec<Row> {
-    let n = n.min(source.segments.len());
     log(&format!(
-        "timing each restore command alone, {n} segments of {} MB each",
+        "timing each restore command alone, {n} calls of {} MB segments each",
         source.seg_mib
     ));
     let scratch = dir.mkdir(format!("micro{}m/pg_wal", source.seg_mib));
@@ -126,7 +126,9 @@ pub fn measure(
         })
         .collect();
     let dst = scratch.join("RECOVERYXLOG");
-    for (i, seg) in source.segments.iter().take(n).enumerate() {
+    // Round after round over the segments until each tool made `n` calls (warm cache: a
+    // segment read again costs what a new one would).
+    for (i, seg) in source.segments.iter().cycle().take(n).enumerate() {
         check_interrupted();
         // Warm: the segment and its repo copy.
         let mut warm = vec![source.archive.join(seg)];
