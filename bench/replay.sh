@@ -16,7 +16,7 @@
 #   WALMGR_BENCH_SMALL_WAL_MB=256  the same for smaller segments (the point there is the
 #                              cost per segment). WALMGR_BENCH_QUICK=1: 256 and 64, REPS 3.
 #   WALMGR_BENCH_SEGSIZES=16,1 segment sizes in MB, one primary each.
-#   WALMGR_BENCH_CACHE=warm,cold
+#   WALMGR_BENCH_CACHE=warm,cold  (none: no replays, only the per-segment timing)
 #   WALMGR_BENCH_ONLY=         a comma list of variants (walmgr,cp,pgbackrest,
 #                              pgbackrest-async,pg_wal); default all.
 #   WALMGR_BENCH_MICRO=64      calls per tool in the per-segment timing; 0 skips it.

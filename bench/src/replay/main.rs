@@ -36,7 +36,8 @@
 //! Environment: WALMGR_BENCH_CLI (the walmgr binary, required), WALMGR_BENCH_WAL_MB (WAL
 //! after the backup, default 1024), WALMGR_BENCH_SMALL_WAL_MB (the same for segments under
 //! 16 MB, default 256: there the point is the cost per segment), WALMGR_BENCH_SEGSIZES (default "16,1", MB),
-//! WALMGR_BENCH_CACHE (default "warm,cold"), WALMGR_BENCH_ONLY (a comma list of variants),
+//! WALMGR_BENCH_CACHE (default "warm,cold"; "none" runs no replay, only the timing of the
+//! restore commands), WALMGR_BENCH_ONLY (a comma list of variants),
 //! WALMGR_BENCH_MICRO (calls timed per tool in the second part, default 64; 0 skips it),
 //! WALMGR_BENCH_OTHER_CLIS (LABEL=PATH,...: other walmgr binaries, main's say, measured
 //! beside this one as `walmgr-LABEL`), WALMGR_KEEP_TEST_DIRS keeps the bench directory (servers stopped).
@@ -100,10 +101,11 @@ fn main() -> ExitCode {
         .collect();
     let caches: Vec<Cache> = env_list("WALMGR_BENCH_CACHE", "warm,cold")
         .iter()
+        .filter(|c| *c != "none")
         .map(|c| match c.as_str() {
             "warm" => Cache::Warm,
             "cold" => Cache::Cold,
-            _ => panic!("WALMGR_BENCH_CACHE: {c} is neither warm nor cold"),
+            _ => panic!("WALMGR_BENCH_CACHE: {c} is neither warm, cold nor none"),
         })
         .collect();
     let only = env_list("WALMGR_BENCH_ONLY", "");
@@ -165,8 +167,11 @@ fn main() -> ExitCode {
             let rows = micro::measure(&dir, &source, &walmgr.bin, &others, micro_n);
             report::micro_table(&source, &rows);
         }
-        let times = standby::measure(&pg, &dir, &source, &variants, &caches, reps);
-        report::replay_table(&source, &variants, &caches, &times);
+        // WALMGR_BENCH_CACHE=none: the per-segment timing only.
+        if !caches.is_empty() {
+            let times = standby::measure(&pg, &dir, &source, &variants, &caches, reps);
+            report::replay_table(&source, &variants, &caches, &times);
+        }
         source.remove();
     }
     println!(
