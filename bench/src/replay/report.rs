@@ -47,6 +47,11 @@ pub fn describe(built: &Path, copy: &Path, reps: usize, caches: &[Cache]) -> Str
             .stdout,
     );
     let caches: Vec<&str> = caches.iter().map(|c| c.name()).collect();
+    let caches = if caches.is_empty() {
+        vec!["none (no replays: the restore commands alone)"]
+    } else {
+        caches
+    };
     format!(
         "replay benchmark: pgbench WAL after a base backup, PostgreSQL 15, medians of {reps} \
          (min..max), page cache {}\n\
