@@ -74,7 +74,13 @@ pub fn hand_out(
         dst.display()
     );
     match changes.apply(what, || store.restore_to(&name, dst)) {
-        Ok(Some(bytes)) => Ok(Answer::HandedOut { bytes }),
+        Ok(Some(bytes)) => {
+            if let WalFileName::Segment(segment) = name {
+                // A segment's length is the cluster's segment size (checked by restore_to).
+                store.read_ahead_after(&segment, bytes);
+            }
+            Ok(Answer::HandedOut { bytes })
+        }
         // A dry run put nothing at %p: to PostgreSQL that is "not available".
         Ok(None) => Ok(Answer::NotAvailable(format!(
             "{name}: not restored (--not-really)"
