@@ -369,7 +369,7 @@ pub fn ssh_notes(ssh: &SshClient) -> String {
   twice per file (rsync, then sync). logins/drain counts new connections in sshd's log
   (0 for rsync-ssh-cm: the ControlMaster of its previous drain, under 60 s before, served;
   each segment size starts without one, opened in its warm-up).
-- ciphers: walmgr asks libssh2 for (CIPHERS in core/src/transport/ssh.rs)
+- ciphers: walmgr asks libssh2 for (CIPHERS in core/src/remote/ssh.rs)
     {walmgr}
   OpenSSH's client proposes (`ssh -G`, the default: the bench sets no Ciphers)
     {openssh}
@@ -387,7 +387,7 @@ pub fn ssh_notes(ssh: &SshClient) -> String {
 
 /// The CIPHERS constant of walmgr's SSH transport, read from its source ("?" if it moved).
 fn walmgr_ciphers() -> String {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../core/src/transport/ssh.rs");
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../core/src/remote/ssh.rs");
     let Ok(text) = fs::read_to_string(source) else {
         return "?".to_string();
     };

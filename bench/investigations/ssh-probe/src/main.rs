@@ -1,6 +1,6 @@
 //! The raw speed of one libssh2 channel, for bench/investigations/ssh-limits.sh: a file
 //! written into `cat > /dev/null` on the server through the same calls walmgr's SSH
-//! transport makes (core/src/transport/ssh.rs): a blocking session, TCP_NODELAY, a 1 MiB
+//! transport makes (core/src/remote/ssh.rs): a blocking session, TCP_NODELAY, a 1 MiB
 //! BufReader on the file copied into a 1 MiB BufWriter over `Channel::stream(0)`. Nothing is
 //! written on the server and no reply is awaited per file, so what is left is libssh2, its
 //! cipher and sshd: the ceiling of any protocol on top of them.
