@@ -668,12 +668,28 @@ fn walmgr_pids(config: &Path, command: &str) -> Vec<i32> {
 /// Whether a postmaster runs (or is starting) in `data`: a restore killed right after it
 /// ran `pg_ctl start` leaves one that may not have written postmaster.pid yet.
 fn a_postmaster_runs_in(data: &Path) -> bool {
+    // The postmaster rewrites its argv as one string with spaces (its process title), and
+    // the pg_ctl that launches it may still be on its way: match either, by substring.
     let data = data.to_string_lossy();
-    !pids_whose_args(|args| {
-        args.first().is_some_and(|a| a.ends_with("/postgres"))
-            && args.iter().any(|a| a == data.as_ref())
-    })
-    .is_empty()
+    let starting = || {
+        !pids_whose_args(|args| {
+            let line = args.join(" ");
+            (line.contains("postgres") || line.contains("pg_ctl")) && line.contains(data.as_ref())
+        })
+        .is_empty()
+    };
+    // A launch under way writes postmaster.pid within moments: give it those.
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    while std::time::Instant::now() < until {
+        if Path::new(data.as_ref()).join("postmaster.pid").exists() {
+            return true;
+        }
+        if !starting() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    true
 }
 
 fn pids_whose_args(matches: impl Fn(&[String]) -> bool) -> Vec<i32> {
