@@ -743,6 +743,18 @@ fn run_and_kill_at_random(
     !pids.is_empty()
 }
 
+/// After a fault: every segment up to a fresh switch is archived whole and identical, no
+/// temp file is left, and a standby made from the archive replays all `rows` rows of t.
+fn assert_every_row_arrives(s: &Shipping, rows: i64) {
+    let last = s.switch_and_wait();
+    s.assert_archive_complete_up_to(&last);
+    assert_nothing_partial_in_the_archive(s);
+    let standby = s.standby("standby");
+    standby.wait_until("the standby replays every row", WAIT, || {
+        standby.try_connect().is_ok() && standby.query_one::<i64>("SELECT count(*) FROM t") == rows
+    });
+}
+
 /// The standby's xserve killed with SIGKILL at random moments while segments stream to it,
 /// six times: each time the archiver retries with a new session, and at the end every
 /// segment is archived whole and identical, no temp file is left, and a standby replays
@@ -764,14 +776,7 @@ fn kill_9_of_xserve_at_random_moments_loses_nothing() {
         killed += pids.len();
     }
     assert!(killed > 0, "no xserve was running at any of the moments");
-    let last = s.switch_and_wait();
-    s.assert_archive_complete_up_to(&last);
-    assert_nothing_partial_in_the_archive(&s);
-    let standby = s.standby("standby");
-    standby.wait_until("the standby replays every row", WAIT, || {
-        standby.try_connect().is_ok()
-            && standby.query_one::<i64>("SELECT count(*) FROM t") == 120_000
-    });
+    assert_every_row_arrives(&s, 120_000);
 }
 
 /// The archiver killed with SIGKILL at random moments, four times (PostgreSQL restarts
@@ -795,14 +800,7 @@ fn kill_9_of_the_archiver_at_random_moments_loses_nothing() {
                 s.master.try_connect().is_ok()
             });
     }
-    let last = s.switch_and_wait();
-    s.assert_archive_complete_up_to(&last);
-    assert_nothing_partial_in_the_archive(&s);
-    let standby = s.standby("standby");
-    standby.wait_until("the standby replays every row", WAIT, || {
-        standby.try_connect().is_ok()
-            && standby.query_one::<i64>("SELECT count(*) FROM t") == 80_000
-    });
+    assert_every_row_arrives(&s, 80_000);
 }
 
 /// A running backup killed with SIGKILL at random moments, four times: no set under a

@@ -5,6 +5,7 @@ use std::io::Write;
 
 use crate::memory::{self, Peaks, Side};
 use crate::variants::{Run, Variant};
+use walmgr_bench::print_table;
 
 /// Runs of each variant, in repetition order.
 pub type Results = BTreeMap<&'static str, Vec<Run>>;
@@ -41,31 +42,6 @@ pub fn peaks(results: &Results, name: &str) -> Peaks {
 
 fn mb(kb: u64) -> String {
     format!("{:.1}", kb as f64 * 1024.0 / MB)
-}
-
-/// Columns aligned, the first left and the others right, a dashed line under the header.
-pub fn print_table(rows: &[Vec<String>]) {
-    let widths: Vec<usize> = (0..rows[0].len())
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-        .collect();
-    for (i, r) in rows.iter().enumerate() {
-        let cells: Vec<String> = r
-            .iter()
-            .enumerate()
-            .map(|(j, c)| {
-                if j == 0 {
-                    format!("{c:<w$}", w = widths[j])
-                } else {
-                    format!("{c:>w$}", w = widths[j])
-                }
-            })
-            .collect();
-        println!("{}", cells.join("  ").trim_end());
-        if i == 0 {
-            let dashes: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
-            println!("{}", dashes.join("  "));
-        }
-    }
 }
 
 /// One phase's table: times, rates, the ratio to rsync, peak memory per host; then each

@@ -139,11 +139,13 @@ impl ArchiveStore {
         copy_out(&mut src, len, &src_path, dst)
     }
 
-    /// Asks the kernel to read the segments after `segment` (of `seg_size` bytes) into the
-    /// page cache in the background, while PostgreSQL replays this one: recovery asks for
-    /// them next, one restore_command at a time, and each would otherwise wait for its
-    /// reads from disk. About 64 MB ahead (2 to 16 files). Only advice: a missing file
-    /// (not archived yet, or the end of the WAL) or a failed call changes nothing.
+    /// Asks the kernel to read a segment about 64 MB (2 to 16 files) after `segment` (of
+    /// `seg_size` bytes) into the page cache in the background, while PostgreSQL replays:
+    /// recovery asks for it a few restore_commands later, and would otherwise wait for its
+    /// reads from disk. Each call advises only the far end of the window, as the calls for
+    /// the segments before already advised the rest: one open per restored segment, not
+    /// sixteen. Only advice: a missing file (not archived yet) or a failed call changes
+    /// nothing.
     pub fn read_ahead_after(&self, segment: &SegmentName, seg_size: u64) {
         let Ok(size) = u32::try_from(seg_size) else {
             return;
@@ -152,13 +154,9 @@ impl ArchiveStore {
             return;
         }
         let ahead = (READ_AHEAD_BYTES / seg_size).clamp(2, 16);
-        let segno = segment.segno(size);
-        for next in 1..=ahead {
-            let name = SegmentName::from_segno(segment.tli, segno + next, size);
-            match File::open(self.dir.join(name.to_string())) {
-                Ok(f) => will_need(&f),
-                Err(_) => break,
-            }
+        let name = SegmentName::from_segno(segment.tli, segment.segno(size) + ahead, size);
+        if let Ok(f) = File::open(self.dir.join(name.to_string())) {
+            will_need(&f);
         }
     }
 }
